@@ -1,0 +1,58 @@
+"""The gateway's one exception tree, mapped once per front: to SCIM errors, to LDAP result codes.
+
+    IdgateError
+    ├── NotFound                 a user, source or job that does not exist (or is not visible)
+    ├── PermissionDenied         the administrator's role does not allow the operation (SPEC §4.4)
+    ├── InvalidInput             a value the caller sent is malformed (names the field)
+    ├── Conflict                 the operation contradicts the current state
+    │   └── EnableRefused        manual enable while the source reports disabled/expired/missing
+    └── UpstreamError            an upstream directory failed (raised by the connector, from ldap3)
+        ├── UpstreamUnavailable  no configured server answered
+        └── UpstreamTimeout      a read passed its deadline
+
+The store, a lower layer, has its own small tree in `store.errors` (SchemaOutOfDate).
+Messages are safe to show an operator: they never carry a password, token or bind secret.
+"""
+
+
+class IdgateError(Exception):
+    """Base of every error the gateway raises on purpose."""
+
+
+class NotFound(IdgateError):
+    pass
+
+
+class PermissionDenied(IdgateError):
+    pass
+
+
+class InvalidInput(IdgateError):
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+class Conflict(IdgateError):
+    pass
+
+
+class EnableRefused(Conflict):
+    """SPEC §4.2/§4.4: an administrator cannot enable a user the source reports as not enabled."""
+
+    def __init__(self, source_status: str) -> None:
+        super().__init__(f"cannot enable: the source reports this user as {source_status}")
+        self.source_status = source_status
+
+
+class UpstreamError(IdgateError):
+    pass
+
+
+class UpstreamUnavailable(UpstreamError):
+    pass
+
+
+class UpstreamTimeout(UpstreamError):
+    pass
