@@ -1,0 +1,146 @@
+"""Queries and writes on users, audit events and sources. Every function takes the caller's
+Session and never commits."""
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session, selectinload
+
+from store.models import AuditEvent, Source, User
+
+
+def ensure_sources(session: Session, sources: Iterable[tuple[str, str]], now: datetime) -> None:
+    """Make sure a row exists for each configured (id, kind); a changed kind is updated."""
+    existing = {source.id: source for source in session.scalars(select(Source))}
+    for source_id, kind in sources:
+        row = existing.get(source_id)
+        if row is None:
+            session.add(Source(id=source_id, kind=kind, created_at=now))
+        elif row.kind != kind:
+            row.kind = kind
+
+
+def get_user(session: Session, user_id: str, *, for_update: bool = False) -> User | None:
+    query = select(User).where(User.id == user_id).options(selectinload(User.phones))
+    if for_update:
+        query = query.with_for_update()
+    return session.scalars(query).one_or_none()
+
+
+def find_by_external_id(
+    session: Session, source_id: str, external_id: str, *, for_update: bool = False
+) -> User | None:
+    query = (
+        select(User)
+        .where(User.source_id == source_id, User.external_id == external_id)
+        .options(selectinload(User.phones))
+    )
+    if for_update:
+        query = query.with_for_update()
+    return session.scalars(query).one_or_none()
+
+
+def find_by_user_name_key(session: Session, source_id: str, user_name_key: str) -> User | None:
+    query = select(User).where(User.source_id == source_id, User.user_name_key == user_name_key)
+    return session.scalars(query).one_or_none()
+
+
+def find_by_dn_key(session: Session, source_id: str, dn_key: str) -> User | None:
+    query = select(User).where(User.source_id == source_id, User.dn_key == dn_key)
+    return session.scalars(query).first()
+
+
+def claim_sync_window(
+    session: Session, user_id: str, *, now: datetime, synced_before: datetime, until: datetime
+) -> bool:
+    """Claim the right to sync one user, atomically across threads and processes (SPEC §5.1).
+
+    One conditional UPDATE: it succeeds only when the user was last synced before
+    `synced_before` (the window has passed) and no other claim is live. The database's row lock
+    makes concurrent claimers serialise on it, so exactly one wins.
+
+    Returns:
+        True when this caller holds the claim until `until`.
+    """
+    result = session.execute(
+        update(User)
+        .where(
+            User.id == user_id,
+            or_(User.last_sync_at.is_(None), User.last_sync_at < synced_before),
+            or_(User.sync_claim_until.is_(None), User.sync_claim_until <= now),
+        )
+        .values(sync_claim_until=until)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0) == 1)
+
+
+def release_sync_claim(session: Session, user_id: str) -> None:
+    """Give the claim back (a failed read: the next attempt must retry at once, SPEC §5.1)."""
+    session.execute(
+        update(User)
+        .where(User.id == user_id)
+        .values(sync_claim_until=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def record_authentications(session: Session, times: Mapping[str, datetime]) -> None:
+    """Set last_auth_at for many users in one statement per user, never moving it backwards."""
+    for user_id, at in times.items():
+        session.execute(
+            update(User)
+            .where(User.id == user_id, or_(User.last_auth_at.is_(None), User.last_auth_at < at))
+            .values(last_auth_at=at)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def add_audit_event(
+    session: Session,
+    *,
+    at: datetime,
+    actor: str,
+    action: str,
+    source_id: str | None = None,
+    user_id: str | None = None,
+    user_name: str | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> None:
+    session.add(
+        AuditEvent(
+            at=at,
+            actor=actor,
+            action=action,
+            source_id=source_id,
+            user_id=user_id,
+            user_name=user_name,
+            details=dict(details or {}),
+        )
+    )
+
+
+def audit_events(session: Session, *, user_id: str | None = None) -> list[AuditEvent]:
+    query = select(AuditEvent).order_by(AuditEvent.id)
+    if user_id is not None:
+        query = query.where(AuditEvent.user_id == user_id)
+    return list(session.scalars(query))
+
+
+def users_never_authenticated(
+    session: Session, *, created_before: datetime, limit: int
+) -> list[User]:
+    query = (
+        select(User)
+        .where(
+            and_(
+                User.created_at < created_before,
+                User.last_auth_at.is_(None),
+                User.pending_deletion_since.is_(None),
+            )
+        )
+        .limit(limit)
+    )
+    return list(session.scalars(query))
