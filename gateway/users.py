@@ -1,0 +1,515 @@
+"""The user service: the one entry point that changes user records.
+
+Syncs of every kind (JIT, single-user, bulk, refresh) and SCIM writes hand it "what the source
+reports"; administrators' actions come through it too. It plans with the pure engine
+(`gateway.engine.plan`, `gateway.engine.status`), applies the plan in one transaction per unit
+of work, and writes an audit event for every status change and every admin action.
+
+Blocking: every method does database I/O. Callers on an event loop run them in a thread pool.
+"""
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from gateway.engine import phones as phone_rules
+from gateway.engine import status as rules
+from gateway.engine.phones import PhoneEntry, PhoneKind
+from gateway.engine.plan import (
+    Audit,
+    CreateUser,
+    MarkSynced,
+    Outcome,
+    SetPhones,
+    SetState,
+    SourceUser,
+    StoredUser,
+    SyncPlan,
+    WriteSourceData,
+    describe,
+    plan_missing,
+    plan_report,
+)
+from gateway.engine.roles import Permission, allowed
+from gateway.engine.status import RecordState
+from gateway.engine.types import DisabledBy, Reason, Role, SourceStatus, Status, Trigger
+from gateway.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from gateway.names import dn_key, name_key
+from store import users as queries
+from store.db import Store
+from store.models import Device, PhoneNumber, User
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts: an administrator with a role, or the gateway itself (role None)."""
+
+    name: str
+    role: Role | None = None
+
+    def require(self, permission: Permission) -> None:
+        if self.role is None or not allowed(self.role, permission):
+            raise PermissionDenied(f"{self.name} may not {permission.value.replace('_', ' ')}")
+
+
+SYSTEM = Actor("system")
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    outcome: Outcome
+    user_id: str | None
+    state: RecordState | None
+    rule: str
+    not_synchronized_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class PhoneView:
+    number: str
+    manual: bool
+
+
+@dataclass(frozen=True)
+class UserView:
+    """A user record as the fronts and the admin API show it."""
+
+    id: str
+    source_id: str
+    external_id: str
+    user_name: str
+    dn: str | None
+    display_name: str | None
+    given_name: str | None
+    family_name: str | None
+    emails: tuple[dict[str, Any], ...]
+    groups: tuple[str, ...]
+    policy: Mapping[str, Any]
+    state: RecordState
+    sms_phones: tuple[PhoneView, ...]
+    voice_phones: tuple[PhoneView, ...]
+    created_at: datetime
+    last_sync_at: datetime | None
+    last_auth_at: datetime | None
+    admin_notes: str | None
+    version: int
+
+
+class UserNameTaken(Conflict):
+    def __init__(self, user_name: str) -> None:
+        super().__init__(f"userName {user_name!r} is already taken in this source")
+        self.user_name = user_name
+
+
+def _state_of(user: User) -> RecordState:
+    return RecordState(
+        status=Status(user.status),
+        source_status=SourceStatus(user.source_status),
+        disabled_by=DisabledBy(user.disabled_by) if user.disabled_by else None,
+        reason=Reason(user.reason) if user.reason else None,
+        pending_deletion_since=user.pending_deletion_since,
+    )
+
+
+def _phones_of(user: User) -> dict[PhoneKind, tuple[PhoneEntry, ...]]:
+    lists: dict[PhoneKind, list[PhoneEntry]] = {kind: [] for kind in PhoneKind}
+    for row in sorted(user.phones, key=lambda p: (p.kind, p.position)):
+        lists[PhoneKind(row.kind)].append(PhoneEntry(row.number, row.manual))
+    return {kind: tuple(entries) for kind, entries in lists.items()}
+
+
+def _snapshot(user: User) -> StoredUser:
+    return StoredUser(
+        user.id, user.user_name, _state_of(user), user.source_digest, _phones_of(user)
+    )
+
+
+def _view(user: User) -> UserView:
+    lists = _phones_of(user)
+    return UserView(
+        id=user.id,
+        source_id=user.source_id,
+        external_id=user.external_id,
+        user_name=user.user_name,
+        dn=user.dn,
+        display_name=user.display_name,
+        given_name=user.given_name,
+        family_name=user.family_name,
+        emails=tuple(user.emails),
+        groups=tuple(user.groups),
+        policy=dict(user.policy),
+        state=_state_of(user),
+        sms_phones=tuple(PhoneView(e.number, e.manual) for e in lists[PhoneKind.SMS]),
+        voice_phones=tuple(PhoneView(e.number, e.manual) for e in lists[PhoneKind.VOICE]),
+        created_at=user.created_at,
+        last_sync_at=user.last_sync_at,
+        last_auth_at=user.last_auth_at,
+        admin_notes=user.admin_notes,
+        version=user.version,
+    )
+
+
+def _write_source_data(user: User, data: SourceUser) -> None:
+    user.user_name = data.user_name
+    user.user_name_key = name_key(data.user_name)
+    user.dn = data.dn
+    user.dn_key = dn_key(data.dn) if data.dn else None
+    user.display_name = data.display_name
+    user.given_name = data.given_name
+    user.family_name = data.family_name
+    user.emails = [{"value": e.value, "type": e.type, "primary": e.primary} for e in data.emails]
+    user.groups = list(data.groups)
+    user.policy = {name: list(values) for name, values in data.policy}
+    user.scim_external_id = data.scim_external_id
+    user.password_hash = data.password_hash
+    user.source_status = data.status.value
+    user.source_digest = data.digest()
+
+
+def _write_state(user: User, state: RecordState, now: datetime) -> None:
+    if (user.status, user.disabled_by, user.reason, user.pending_deletion_since) != (
+        state.status.value,
+        state.disabled_by.value if state.disabled_by else None,
+        state.reason.value if state.reason else None,
+        state.pending_deletion_since,
+    ):
+        user.status_changed_at = now
+    user.status = state.status.value
+    user.source_status = state.source_status.value
+    user.disabled_by = state.disabled_by.value if state.disabled_by else None
+    user.reason = state.reason.value if state.reason else None
+    user.pending_deletion_since = state.pending_deletion_since
+
+
+def _write_phones(user: User, kind: PhoneKind, entries: Sequence[PhoneEntry]) -> None:
+    user.phones = [p for p in user.phones if p.kind != kind.value] + [
+        PhoneNumber(kind=kind.value, position=i, number=e.number, manual=e.manual)
+        for i, e in enumerate(entries)
+    ]
+
+
+class UserService:
+    """Applies source reports and administrators' actions to the store through the engine."""
+
+    def __init__(self, store: Store, *, clock: Clock = utcnow) -> None:
+        self._store = store
+        self._clock = clock
+
+    # -- syncs ---------------------------------------------------------------------------------
+
+    def apply_report(self, source_id: str, report: SourceUser, trigger: Trigger) -> SyncResult:
+        """Apply what a source found about one user (enabled, disabled or expired).
+
+        Adds the user, overwrites source-owned data, applies SPEC §4.2, marks the sync time;
+        gateway-owned data is never touched.
+
+        Raises:
+            UserNameTaken: a SCIM write would give a second record of the source this userName.
+        """
+        # Two first syncs of the same new user can race to insert it; the loser of the unique
+        # constraint retries once and then finds the winner's record to update.
+        for attempt in range(2):
+            try:
+                with self._store.writing() as session:
+                    return self._apply_report(session, source_id, report, trigger)
+            except IntegrityError:
+                if attempt == 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _apply_report(
+        self, session: Session, source_id: str, report: SourceUser, trigger: Trigger
+    ) -> SyncResult:
+        now = self._clock()
+        user = queries.find_by_external_id(session, source_id, report.external_id, for_update=True)
+        self._free_user_name(session, source_id, report, user, trigger, now)
+        plan = plan_report(_snapshot(user) if user else None, report, trigger, now)
+        user = self._apply(session, source_id, user, plan, trigger, now)
+        return self._result(plan, user)
+
+    def apply_missing(self, source_id: str, external_id: str, trigger: Trigger) -> SyncResult:
+        """Apply "this user is gone" (deleted upstream or out of scope) to a stored record."""
+        with self._store.writing() as session:
+            now = self._clock()
+            user = queries.find_by_external_id(session, source_id, external_id, for_update=True)
+            plan = plan_missing(_snapshot(user) if user else None, trigger, now)
+            user = self._apply(session, source_id, user, plan, trigger, now)
+            return self._result(plan, user)
+
+    def _free_user_name(
+        self,
+        session: Session,
+        source_id: str,
+        report: SourceUser,
+        user: User | None,
+        trigger: Trigger,
+        now: datetime,
+    ) -> None:
+        """Another record of this source holds the reported userName.
+
+        A SCIM client must choose another name (RFC 7644 §3.3: 409 uniqueness). A directory
+        has recycled the name for a new entry (a new immutable id): the old entry is gone, so
+        its record is `missing` and its name key is set aside for the new record.
+        """
+        key = name_key(report.user_name)
+        holder = queries.find_by_user_name_key(session, source_id, key)
+        if holder is None or (user is not None and holder.id == user.id):
+            return
+        if trigger is Trigger.PROVISIONING:
+            raise UserNameTaken(report.user_name)
+        plan = plan_missing(_snapshot(holder), trigger, now)
+        self._apply(session, source_id, holder, plan, trigger, now)
+        holder.user_name_key = f"{key}#replaced:{holder.id}"
+        session.flush()
+
+    def _apply(
+        self,
+        session: Session,
+        source_id: str,
+        user: User | None,
+        plan: SyncPlan,
+        trigger: Trigger,
+        now: datetime,
+    ) -> User | None:
+        # The ETag moves only when the resource changed, not when a sync found nothing new.
+        bump_version = False
+        for op in plan.operations:
+            match op:
+                case CreateUser(data=data, state=state):
+                    user = User(
+                        source_id=source_id,
+                        external_id=data.external_id,
+                        created_at=now,
+                        status_changed_at=now,
+                        version=1,
+                    )
+                    _write_source_data(user, data)
+                    _write_state(user, state, now)
+                    session.add(user)
+                case WriteSourceData(data=data):
+                    assert user is not None
+                    _write_source_data(user, data)
+                    bump_version = True
+                case SetState(new=state):
+                    assert user is not None
+                    _write_state(user, state, now)
+                    bump_version = True
+                case SetPhones(kind=kind, entries=entries):
+                    assert user is not None
+                    _write_phones(user, kind, entries)
+                    bump_version = True
+                case MarkSynced(at=at):
+                    assert user is not None
+                    user.last_sync_at = at
+                    user.sync_claim_until = None
+                case Audit(action=action, details=details):
+                    assert user is not None
+                    session.flush()  # a new user needs its id for the event
+                    queries.add_audit_event(
+                        session,
+                        at=now,
+                        actor=f"sync:{trigger.value}",
+                        action=action,
+                        source_id=source_id,
+                        user_id=user.id,
+                        user_name=user.user_name,
+                        details=details,
+                    )
+        if bump_version and user is not None:
+            user.version += 1
+        session.flush()
+        return user
+
+    @staticmethod
+    def _result(plan: SyncPlan, user: User | None) -> SyncResult:
+        return SyncResult(
+            plan.outcome,
+            user.id if user else None,
+            plan.decision.state,
+            plan.decision.rule,
+            plan.not_synchronized_reason,
+        )
+
+    def provisioning_delete(self, source_id: str, user_id: str) -> None:
+        """A SCIM/Entra DELETE: `missing` and pending deletion at once (SPEC §4.2)."""
+        with self._store.writing() as session:
+            user = self._user_of_source(session, source_id, user_id)
+            now = self._clock()
+            old = _state_of(user)
+            new = rules.source_deleted(old, now)
+            self._set_state(session, user, old, new, actor="provisioning", action="user.deleted")
+
+    # -- administrators --------------------------------------------------------------------------
+
+    def get(self, actor: Actor, user_id: str) -> UserView:
+        actor.require(Permission.VIEW_USERS)
+        with self._store.reading() as session:
+            return _view(self._user(session, user_id))
+
+    def disable(self, actor: Actor, user_id: str, *, comment: str | None = None) -> UserView:
+        """Manual disable: always allowed (SPEC §4.4)."""
+        actor.require(Permission.DISABLE_USER)
+        with self._store.writing() as session:
+            user = self._user(session, user_id)
+            old = _state_of(user)
+            self._set_state(
+                session,
+                user,
+                old,
+                rules.admin_disable(old),
+                actor=actor.name,
+                action="user.disabled_by_admin",
+                comment=comment,
+            )
+            return _view(user)
+
+    def enable(self, actor: Actor, user_id: str, *, comment: str | None = None) -> UserView:
+        """Manual enable (SPEC §4.4).
+
+        Raises:
+            EnableRefused: the source reports the user disabled, expired or missing.
+        """
+        actor.require(Permission.ENABLE_USER)
+        with self._store.writing() as session:
+            user = self._user(session, user_id)
+            old = _state_of(user)
+            new = rules.admin_enable(old)
+            self._set_state(
+                session,
+                user,
+                old,
+                new,
+                actor=actor.name,
+                action="user.enabled_by_admin",
+                comment=comment,
+            )
+            return _view(user)
+
+    def edit_phone(
+        self, actor: Actor, user_id: str, kind: PhoneKind, index: int, number: str
+    ) -> UserView:
+        return self._change_phones(
+            actor, user_id, kind, "phone.edited", lambda e: phone_rules.admin_edit(e, index, number)
+        )
+
+    def add_phone(self, actor: Actor, user_id: str, kind: PhoneKind, number: str) -> UserView:
+        return self._change_phones(
+            actor, user_id, kind, "phone.added", lambda e: phone_rules.admin_add(e, number)
+        )
+
+    def delete_phone(self, actor: Actor, user_id: str, kind: PhoneKind, index: int) -> UserView:
+        return self._change_phones(
+            actor, user_id, kind, "phone.deleted", lambda e: phone_rules.admin_delete(e, index)
+        )
+
+    def reset_phone(self, actor: Actor, user_id: str, kind: PhoneKind, index: int) -> UserView:
+        return self._change_phones(
+            actor, user_id, kind, "phone.reset", lambda e: phone_rules.admin_reset(e, index)
+        )
+
+    def _change_phones(
+        self,
+        actor: Actor,
+        user_id: str,
+        kind: PhoneKind,
+        action: str,
+        change: Callable[[tuple[PhoneEntry, ...]], tuple[PhoneEntry, ...]],
+    ) -> UserView:
+        actor.require(Permission.EDIT_PHONES)
+        with self._store.writing() as session:
+            user = self._user(session, user_id)
+            before = _phones_of(user)[kind]
+            try:
+                after = change(before)
+            except IndexError as exc:
+                raise InvalidInput(f"{kind.value}_phones", "no phone number at that index") from exc
+            except phone_rules.InvalidPhoneNumber as exc:
+                raise InvalidInput(f"{kind.value}_phones", str(exc)) from exc
+            _write_phones(user, kind, after)
+            user.version += 1
+            self._audit(session, user, actor.name, action, {"kind": kind.value})
+            return _view(user)
+
+    def set_notes(self, actor: Actor, user_id: str, notes: str | None) -> UserView:
+        actor.require(Permission.EDIT_NOTES)
+        with self._store.writing() as session:
+            user = self._user(session, user_id)
+            user.admin_notes = notes
+            user.version += 1
+            self._audit(session, user, actor.name, "user.notes_changed", {})
+            return _view(user)
+
+    def register_device(
+        self, actor: Actor, user_id: str, *, kind: str, label: str, data: Mapping[str, Any]
+    ) -> str:
+        """Register an authenticator for a user (gateway-owned data). Returns its id."""
+        actor.require(Permission.MANAGE_DEVICES)
+        with self._store.writing() as session:
+            user = self._user(session, user_id)
+            device = Device(kind=kind, label=label, registered_at=self._clock(), data=dict(data))
+            user.devices.append(device)
+            session.flush()
+            self._audit(session, user, actor.name, "device.registered", {"kind": kind})
+            return device.id
+
+    def devices(self, actor: Actor, user_id: str) -> list[tuple[str, str, str]]:
+        actor.require(Permission.VIEW_USERS)
+        with self._store.reading() as session:
+            user = self._user(session, user_id)
+            return [(d.id, d.kind, d.label) for d in user.devices]
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _user(self, session: Session, user_id: str) -> User:
+        user = queries.get_user(session, user_id, for_update=True)
+        if user is None:
+            raise NotFound(f"no user with id {user_id}")
+        return user
+
+    def _user_of_source(self, session: Session, source_id: str, user_id: str) -> User:
+        user = self._user(session, user_id)
+        if user.source_id != source_id:
+            # A user of another source does not exist as far as this source is concerned.
+            raise NotFound(f"no user with id {user_id}")
+        return user
+
+    def _set_state(
+        self,
+        session: Session,
+        user: User,
+        old: RecordState,
+        new: RecordState,
+        *,
+        actor: str,
+        action: str,
+        comment: str | None = None,
+    ) -> None:
+        now = self._clock()
+        _write_state(user, new, now)
+        user.version += 1
+        details = {"from": describe(old), "to": describe(new), "comment": comment}
+        self._audit(session, user, actor, action, details)
+
+    def _audit(
+        self, session: Session, user: User, actor: str, action: str, details: Mapping[str, Any]
+    ) -> None:
+        queries.add_audit_event(
+            session,
+            at=self._clock(),
+            actor=actor,
+            action=action,
+            source_id=user.source_id,
+            user_id=user.id,
+            user_name=user.user_name,
+            details=details,
+        )
