@@ -1,0 +1,1 @@
+"""Real servers (OpenLDAP slapd) that tests and benchmarks start as upstream directories."""

@@ -1,0 +1,69 @@
+"""pytest fixtures for real upstream servers (loaded as a plugin by tests/conftest.py).
+
+- `slapd`: one seeded OpenLDAP for the whole session. Shared: never change seed users or
+  the configuration through it; add your own uniquely named entries.
+- `slapd_tls`: the same, listening on ldaps:// and offering StartTLS (`ca_file`).
+- `slapd_factory`: makes fresh servers (`Slapd` keyword arguments), torn down after the test;
+  use it to stop, kill, reconfigure or mutate seed users.
+
+Tests that use any of them get the `slapd` marker (`-m "not slapd"` deselects them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from tests.servers.slapd import Slapd, SlapdNotInstalled, find_installation
+
+SLAPD_FIXTURES = frozenset({"slapd", "slapd_tls", "slapd_factory"})
+SKIP_REASON = "slapd not installed (apt-get install slapd ldap-utils)"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLAPD_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slapd)
+
+
+def _require_slapd() -> None:
+    try:
+        find_installation()
+    except SlapdNotInstalled:
+        pytest.skip(SKIP_REASON)
+
+
+@pytest.fixture(scope="session")
+def slapd() -> Iterator[Slapd]:
+    """The shared, seeded directory (plain LDAP)."""
+    _require_slapd()
+    with Slapd() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def slapd_tls() -> Iterator[Slapd]:
+    """The shared, seeded directory with ldaps:// and StartTLS."""
+    _require_slapd()
+    with Slapd(tls=True) as server:
+        yield server
+
+
+@pytest.fixture
+def slapd_factory() -> Iterator[Callable[..., Slapd]]:
+    """`make(start=True, **slapd_options) -> Slapd`: a new server of this test only."""
+    _require_slapd()
+    made: list[Slapd] = []
+
+    def make(*, start: bool = True, **options: Any) -> Slapd:
+        server = Slapd(**options)
+        made.append(server)
+        if start:
+            server.start()
+        return server
+
+    yield make
+    for server in made:
+        server.close()

@@ -1,0 +1,620 @@
+"""A throwaway OpenLDAP `slapd`, the upstream directory of the tests and benchmarks.
+
+Each `Slapd` owns a temp directory with its cn=config (built by `slapadd -n0`), an mdb
+database loaded with the seed (see seed.py), a log per start and, with TLS, the listener
+on ldaps://. slapd runs in the foreground (`-d stats`) in its own process group, so the log
+records every operation and one signal ends it. Nothing here imports pytest.
+
+    with Slapd() as server:                 # builds, starts, and on exit kills and removes
+        server.url                          # ldap://127.0.0.1:<port>
+        server.users["alice"].password
+        server.count_operations("SRCH", contains="(uid=alice)")
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import ldap3
+from ldap3.core.exceptions import LDAPException
+from ldap3.utils.dn import escape_rdn, parse_dn, to_dn
+
+from tests.servers import seed
+from tests.servers.slapd_config import (
+    CONFIG_DN,
+    CONFIG_PASSWORD,
+    PPOLICY_CONTROL,
+    ROOT_PASSWORD,
+    Installation,
+    SlapdError,
+    SlapdNotInstalled,
+    config_ldif,
+    find_installation,
+)
+from tests.servers.tls import TlsFiles, shared_tls_files
+
+__all__ = [
+    "PPOLICY_CONTROL",
+    "Slapd",
+    "SlapdError",
+    "SlapdNotInstalled",
+    "close_quietly",
+    "find_installation",
+]
+
+START_TIMEOUT = 10.0
+STOP_TIMEOUT = 5.0
+
+
+class _AddressInUse(SlapdError):
+    """A listener port was taken between choosing it and slapd binding it."""
+
+
+class Slapd:
+    """One throwaway slapd: configure with the constructor, then `start()` (or `with`).
+
+    Attributes after start: `url`, `port`, `ldaps_url`/`ldaps_port` (TLS only), `ca_file`
+    (TLS only), `start_seconds` (launch to ready, last start), `workdir`, `log_path`.
+    """
+
+    def __init__(
+        self,
+        *,
+        suffix: str = seed.DEFAULT_SUFFIX,
+        tls: bool = False,
+        tls_files: TlsFiles | None = None,
+        seed_users: bool = True,
+        debug_level: str = "stats",
+        base_dir: Path | None = None,
+    ) -> None:
+        """
+        Parameters:
+            suffix: naming context of the mdb database.
+            tls: also listen on ldaps:// and offer StartTLS; certificates are `tls_files`
+                or, by default, the process-wide throwaway CA (`shared_tls_files()`).
+            seed_users: load the seed users and groups (suffix, OUs, policy and service
+                account are always there).
+            debug_level: slapd `-d` level; count_operations needs `stats`.
+            base_dir: where the temp directory is made (default: the system temp dir).
+        """
+        try:
+            first_rdn = parse_dn(suffix)[0]
+        except LDAPException as exc:
+            raise SlapdError(f"invalid suffix {suffix!r}: {exc}") from exc
+        if first_rdn[0].lower() != "dc":
+            # The seed's top entry is a dcObject.
+            raise SlapdError(f"invalid suffix {suffix!r}: it must start with dc=")
+        self.suffix = suffix
+        self.root_dn = f"cn=admin,{suffix}"
+        self.root_password = ROOT_PASSWORD
+        self.config_dn = CONFIG_DN
+        self.config_password = CONFIG_PASSWORD
+        self.people_dn = f"{seed.PEOPLE},{suffix}"
+        self.contractors_dn = f"{seed.CONTRACTORS},{suffix}"
+        self.groups_dn = f"{seed.GROUPS},{suffix}"
+        self.policy_dn = f"{seed.DEFAULT_POLICY},{suffix}"
+        self.service_dn = f"{seed.SERVICE_ACCOUNT},{suffix}"
+        self.service_password = seed.SERVICE_PASSWORD
+        self.users: dict[str, seed.SeedUser] = seed.seed_users(suffix) if seed_users else {}
+        self.groups: dict[str, tuple[str, ...]] = seed.seed_groups(suffix) if seed_users else {}
+        self.tls = tls
+        self._tls_files = tls_files
+        self._debug_level = debug_level
+        self._base_dir = base_dir
+        self._installation: Installation | None = None
+        self._workdir: Path | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+        self._logs: list[Path] = []
+        self._parsed: list[_LogRecord] = []
+        self._parsed_offsets: dict[int, int] = {}
+        self._parse_lock = threading.Lock()
+        self._seeded = False
+        self.port = 0
+        self.ldaps_port = 0
+        self.start_seconds = 0.0
+
+    # -- addresses ---------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return f"ldap://127.0.0.1:{self._require_port()}"
+
+    @property
+    def ldaps_url(self) -> str:
+        if not self.tls:
+            raise SlapdError("ldaps_url: this Slapd was made without tls=True")
+        self._require_port()
+        return f"ldaps://127.0.0.1:{self.ldaps_port}"
+
+    @property
+    def ca_file(self) -> Path:
+        """PEM of the CA that signed the server certificate (TLS only)."""
+        return self._tls().ca_file
+
+    @property
+    def workdir(self) -> Path:
+        if self._workdir is None:
+            raise SlapdError("not set up yet: call start()")
+        return self._workdir
+
+    @property
+    def log_path(self) -> Path:
+        """The log of the current (or last) run."""
+        if not self._logs:
+            raise SlapdError("never started")
+        return self._logs[-1]
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self.running and self._process else None
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start slapd and wait until it answers a RootDSE search.
+
+        The first start builds cn=config and loads the seed; later starts reuse the data
+        and the ports (a stopped server comes back at the same URL, as failover tests
+        expect).
+
+        Raises: SlapdNotInstalled; SlapdError with the log tail when slapd does not come
+        up within START_TIMEOUT seconds.
+        """
+        if self.running:
+            return
+        first = self._workdir is None
+        if first:
+            self._build()
+        attempts = 5 if first else 1
+        for attempt in range(attempts):
+            if first:
+                self._choose_ports()
+            try:
+                self._launch()
+                break
+            except _AddressInUse:
+                # Another process took the port between our probe and slapd's bind.
+                if attempt == attempts - 1:
+                    raise
+        if not self._seeded:
+            self._seed_groups()
+            self._seeded = True
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        """Shut slapd down cleanly (SIGTERM); SIGKILL if it takes longer than `timeout`."""
+        self._signal(signal.SIGTERM, timeout)
+
+    def kill(self) -> None:
+        """End slapd at once (SIGKILL): a crashed or unplugged directory."""
+        self._signal(signal.SIGKILL, STOP_TIMEOUT)
+
+    def close(self) -> None:
+        """Kill slapd and delete its directory. The object cannot be started again."""
+        self.kill()
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+
+    def __enter__(self) -> Slapd:
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        where = self.url if self.port else "not started"
+        return f"<Slapd {self.suffix} {where} {'running' if self.running else 'stopped'}>"
+
+    # -- connections and helpers -------------------------------------------------------
+
+    @contextlib.contextmanager
+    def admin_connection(self) -> Iterator[ldap3.Connection]:
+        """An ldap3 connection bound as the rootDN (ACLs and ppolicy do not apply);
+        unbound when the block ends."""
+        with self._connection(self.root_dn, self.root_password) as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def config_connection(self) -> Iterator[ldap3.Connection]:
+        """An ldap3 connection bound as cn=admin,cn=config, to change the configuration
+        at run time (e.g. the ppolicy overlay under olcDatabase={1}mdb,cn=config)."""
+        with self._connection(self.config_dn, self.config_password) as conn:
+            yield conn
+
+    def add_user(self, uid: str, ou: str = "people", **attrs: Any) -> str:
+        """Add an inetOrgPerson `uid=<uid>,ou=<ou>,<suffix>`; returns its DN.
+
+        cn, sn and mail default from `uid`; any attribute may be given (a str, bytes, int
+        or a list of them), userPassword included (stored as given). shadowAccount is
+        added when a shadow* attribute is given and objectClass is not.
+        """
+        dn = f"uid={escape_rdn(uid)},ou={ou},{self.suffix}"
+        attributes: dict[str, Any] = {
+            "uid": uid,
+            "cn": uid,
+            "sn": uid,
+            "mail": f"{uid}@{seed.MAIL_DOMAIN}",
+            **attrs,
+        }
+        object_classes = attributes.pop("objectClass", None)
+        if object_classes is None:
+            object_classes = ["inetOrgPerson"]
+            if any(name.lower().startswith("shadow") for name in attributes):
+                object_classes.append("shadowAccount")
+        with self.admin_connection() as conn:
+            conn.add(dn, object_classes, attributes)
+            _check(conn, f"add {dn}")
+        return dn
+
+    def add_group(self, cn: str, members: Sequence[str], ou: str = "groups") -> str:
+        """Add a groupOfNames (the memberof overlay then sets memberOf on the members)."""
+        dn = f"cn={escape_rdn(cn)},ou={ou},{self.suffix}"
+        with self.admin_connection() as conn:
+            conn.add(dn, ["groupOfNames"], {"cn": cn, "member": list(members)})
+            _check(conn, f"add {dn}")
+        return dn
+
+    def modify(self, dn: str, changes: Mapping[str, Any]) -> None:
+        """Modify an entry as the rootDN.
+
+        `changes` maps an attribute to its new value(s) (replace), or to None (remove the
+        attribute; no error if absent), or to ldap3's own form
+        `[(ldap3.MODIFY_ADD, [values]), ...]` for anything finer.
+        """
+        with self.admin_connection() as conn:
+            conn.modify(dn, {name: _change(value) for name, value in changes.items()})
+            _check(conn, f"modify {dn}")
+
+    def delete(self, dn: str) -> None:
+        """Delete an entry (a leaf) as the rootDN."""
+        with self.admin_connection() as conn:
+            conn.delete(dn)
+            _check(conn, f"delete {dn}")
+
+    def rename(self, dn: str, new_rdn: str, new_superior: str | None = None) -> str:
+        """ModifyDN as the rootDN (the old RDN value is removed); returns the new DN."""
+        with self.admin_connection() as conn:
+            conn.modify_dn(dn, new_rdn, delete_old_dn=True, new_superior=new_superior)
+            _check(conn, f"rename {dn}")
+        parent = new_superior if new_superior is not None else ",".join(to_dn(dn)[1:])
+        return f"{new_rdn},{parent}"
+
+    # -- the operation log -------------------------------------------------------------
+
+    def count_operations(self, kind: str = "SRCH", contains: str | None = None) -> int:
+        """How many operations of `kind` slapd has logged, over every start.
+
+        kind: the stats keyword: SRCH, BIND, ADD, MOD, MODRDN, DEL, CMP, EXT, UNBIND, ...
+        contains: count only operations one of whose `kind` lines contains this text,
+            e.g. a filter `"(uid=alice)"` or `'base="ou=people'`.
+        An operation is counted once although slapd logs several lines for it (a search
+        logs `SRCH base=...` and `SRCH attr=...`). Counts include the helpers' and the
+        readiness probe's own operations (one anonymous base="" search per start), so
+        tests compare counts before and after what they do.
+        """
+        return len(
+            {
+                (record.run, record.conn, record.op)
+                for record in self._records()
+                if record.kind == kind and (contains is None or contains in record.rest)
+            }
+        )
+
+    def count_binds(self, dn: str | None = None) -> int:
+        """How many bind requests slapd received (any outcome), optionally only those for
+        `dn` (compared case- and space-insensitively; "" counts anonymous binds)."""
+        wanted = None if dn is None else _loose_dn(dn)
+        seen: set[tuple[int, str, str]] = set()
+        for record in self._records():
+            match = _BIND_REQUEST.match(record.rest) if record.kind == "BIND" else None
+            if match and (wanted is None or _loose_dn(match["dn"]) == wanted):
+                seen.add((record.run, record.conn, record.op))
+        return len(seen)
+
+    def count_connections(self) -> int:
+        """How many connections slapd accepted, over every start."""
+        return sum(1 for record in self._records() if record.kind == "ACCEPT")
+
+    def log_text(self) -> str:
+        """Every run's log, oldest first."""
+        return "".join(path.read_text(errors="replace") for path in self._logs)
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last lines of the current run's log (for error messages)."""
+        if not self._logs or not self._logs[-1].exists():
+            return "(no log)"
+        return "\n".join(self._logs[-1].read_text(errors="replace").splitlines()[-lines:])
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _require_port(self) -> int:
+        if not self.port:
+            raise SlapdError("not started yet: call start()")
+        return self.port
+
+    def _tls(self) -> TlsFiles:
+        if not self.tls:
+            raise SlapdError("no TLS: this Slapd was made without tls=True")
+        if self._tls_files is None:
+            self._tls_files = shared_tls_files()
+        return self._tls_files
+
+    def _build(self) -> None:
+        self._installation = find_installation()
+        tls_files = self._tls() if self.tls else None
+        workdir = Path(tempfile.mkdtemp(prefix="idgate-slapd-", dir=self._base_dir))
+        try:
+            self._write_database(self._installation, workdir, tls_files)
+        except BaseException:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise
+        self._workdir = workdir
+
+    def _write_database(
+        self, installation: Installation, workdir: Path, tls_files: TlsFiles | None
+    ) -> None:
+        (workdir / "config").mkdir()
+        (workdir / "data").mkdir()
+        config_path = workdir / "config.ldif"
+        config_path.write_text(
+            config_ldif(installation, workdir, self.suffix, self.root_dn, self.policy_dn, tls_files)
+        )
+        base_path = workdir / "base.ldif"
+        base_path.write_text(seed.base_ldif(self.suffix, with_users=bool(self.users)))
+        slapadd = str(installation.slapadd)
+        config_dir = str(workdir / "config")
+        _run([slapadd, "-n0", "-F", config_dir, "-l", str(config_path)])
+        # -q: skip consistency checks of an empty database; it is a fresh load.
+        _run([slapadd, "-q", "-F", config_dir, "-b", self.suffix, "-l", str(base_path)])
+
+    def _choose_ports(self) -> None:
+        self.port = _free_port()
+        self.ldaps_port = _free_port(avoid=self.port) if self.tls else 0
+
+    def _launch(self) -> None:
+        assert self._installation is not None and self._workdir is not None
+        listeners = [f"ldap://127.0.0.1:{self.port}/"]
+        if self.tls:
+            listeners.append(f"ldaps://127.0.0.1:{self.ldaps_port}/")
+        log_path = self._workdir / f"slapd.{len(self._logs)}.log"
+        self._logs.append(log_path)
+        command = [
+            *_die_with_parent(),
+            str(self._installation.slapd),
+            "-d", self._debug_level,
+            "-h", " ".join(listeners),
+            "-F", str(self._workdir / "config"),
+        ]  # fmt: skip
+        began = time.perf_counter()
+        with log_path.open("wb") as log:
+            self._process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                # Its own process group: teardown signals the group, and Ctrl-C in the
+                # terminal does not reach slapd before our cleanup does.
+                start_new_session=True,
+            )
+        _LIVE.add(self)
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.kill()
+            raise
+        self.start_seconds = time.perf_counter() - began
+
+    def _wait_ready(self) -> None:
+        assert self._process is not None
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            exit_code = self._process.poll()
+            if exit_code is not None:
+                tail = self.log_tail()
+                if "Address already in use" in tail:
+                    raise _AddressInUse(f"port taken:\n{tail}")
+                raise SlapdError(f"slapd exited with status {exit_code}; log tail:\n{tail}")
+            if _answers_rootdse(self.port):
+                return
+            if time.monotonic() > deadline:
+                raise SlapdError(
+                    f"slapd not ready on port {self.port} after {START_TIMEOUT:.0f} s;"
+                    f" log tail:\n{self.log_tail()}"
+                )
+            time.sleep(0.005)
+
+    def _seed_groups(self) -> None:
+        # Over LDAP rather than slapadd: the memberof overlay only runs on live operations.
+        for dn, members in self.groups.items():
+            self.add_group(to_dn(dn)[0].split("=", 1)[1], members)
+
+    def _signal(self, signum: signal.Signals, timeout: float) -> None:
+        process = self._process
+        if process is None:
+            return
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signum)
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout)
+        _LIVE.discard(self)
+
+    def _records(self) -> list[_LogRecord]:
+        # Incremental: each call parses only what the logs gained since the last one, so
+        # counting stays cheap on a session-long (or benchmark-sized) log.
+        with self._parse_lock:
+            for run, path in enumerate(self._logs):
+                if not path.exists():
+                    continue
+                offset = self._parsed_offsets.get(run, 0)
+                with path.open("rb") as log:
+                    log.seek(offset)
+                    data = log.read()
+                complete = data.rfind(b"\n") + 1  # a line slapd is still writing waits
+                for line in data[:complete].decode(errors="replace").splitlines():
+                    record = _parse(run, line)
+                    if record is not None:
+                        self._parsed.append(record)
+                self._parsed_offsets[run] = offset + complete
+            return self._parsed
+
+    @contextlib.contextmanager
+    def _connection(self, user: str, password: str) -> Iterator[ldap3.Connection]:
+        server = ldap3.Server("127.0.0.1", port=self._require_port(), get_info=ldap3.NONE)
+        conn = ldap3.Connection(server, user=user, password=password, receive_timeout=10)
+        try:
+            try:
+                bound = conn.bind()
+            except LDAPException as exc:
+                raise SlapdError(f"bind as {user} to {self.url}: {exc}") from exc
+            if not bound:
+                raise SlapdError(f"bind as {user} failed: {conn.result['description']}")
+            yield conn
+        finally:
+            close_quietly(conn)
+
+
+class _LogRecord(NamedTuple):
+    run: int  # which start: connection numbers begin again at 1000 after a restart
+    conn: str
+    op: str
+    kind: str  # SRCH, BIND, ..., or ACCEPT for a new connection
+    rest: str
+
+
+# `conn=1000 op=2 SRCH base="dc=example,dc=org" scope=2 deref=0 filter="(uid=alice)"`
+_OPERATION = re.compile(r"\bconn=(?P<conn>\d+) op=(?P<op>\d+) (?P<kind>[A-Z]+)\b(?P<rest>.*)")
+# `conn=1000 fd=12 ACCEPT from IP=127.0.0.1:41234 (IP=127.0.0.1:389)`
+_ACCEPT = re.compile(r"\bconn=(?P<conn>\d+) fd=\d+ ACCEPT (?P<rest>.*)")
+# the rest of `conn=1000 op=0 BIND dn="uid=alice,ou=people,dc=example,dc=org" method=128`
+_BIND_REQUEST = re.compile(r' dn="(?P<dn>[^"]*)" method=')
+
+
+def _parse(run: int, line: str) -> _LogRecord | None:
+    match = _OPERATION.search(line)
+    if match is not None:
+        return _LogRecord(run, match["conn"], match["op"], match["kind"], match["rest"])
+    match = _ACCEPT.search(line)
+    if match is not None:
+        return _LogRecord(run, match["conn"], "", "ACCEPT", match["rest"])
+    return None
+
+
+def _loose_dn(dn: str) -> str:
+    return re.sub(r"\s*([,=+])\s*", r"\1", dn.strip()).lower()
+
+
+def _change(value: Any) -> list[tuple[str, list[Any]]]:
+    if isinstance(value, list) and value and all(isinstance(v, tuple) for v in value):
+        return value  # already ldap3's [(MODIFY_*, [values])]
+    if value is None:
+        # Replace with no values: removes the attribute, and is no error when it is absent.
+        return [(ldap3.MODIFY_REPLACE, [])]
+    values = value if isinstance(value, list | tuple) else [value]
+    return [(ldap3.MODIFY_REPLACE, list(values))]
+
+
+def _check(conn: ldap3.Connection, what: str) -> None:
+    if conn.result["result"] != 0:
+        raise SlapdError(f"{what}: {conn.result['description']} {conn.result['message']}")
+
+
+def _run(command: list[str]) -> None:
+    completed = subprocess.run(command, capture_output=True, text=True, check=False, timeout=60)
+    if completed.returncode != 0:
+        raise SlapdError(f"{' '.join(command)} failed:\n{completed.stderr.strip()}")
+
+
+def _free_port(avoid: int = 0) -> int:
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.bind(("127.0.0.1", 0))
+            port: int = probe.getsockname()[1]
+        if port != avoid:
+            return port
+
+
+def _answers_rootdse(port: int) -> bool:
+    # A plain TCP connect first: ldap3 leaks its socket when a connect is refused
+    # (strategy/base.py never closes it), which pytest's filterwarnings=error turns into a
+    # failure of whatever test runs when the garbage collector finds it.
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+    except OSError:
+        return False
+    # Then an anonymous RootDSE read without a bind (RFC 4511 §4.2.1 allows that): what a
+    # client does first, and proof that the frontend, schema and listener are up.
+    server = ldap3.Server("127.0.0.1", port=port, get_info=ldap3.NONE, connect_timeout=0.5)
+    conn = ldap3.Connection(server, receive_timeout=2)
+    try:
+        conn.open()
+        return bool(conn.search("", "(objectClass=*)", ldap3.BASE, attributes=["namingContexts"]))
+    except LDAPException:
+        return False
+    finally:
+        close_quietly(conn)
+
+
+def close_quietly(conn: ldap3.Connection) -> None:
+    """Unbind if possible and always release the socket, even one ldap3 left behind after a
+    failed connect or a failed StartTLS."""
+    with contextlib.suppress(LDAPException, OSError):
+        conn.unbind()
+    sock = conn.socket
+    if sock is not None:
+        sock.close()
+        conn.socket = None
+
+
+# -- never leave a slapd behind ---------------------------------------------------------
+
+_LIVE: set[Slapd] = set()
+
+
+def _close_all() -> None:
+    # Servers a caller forgot to close (or a run that stopped half-way): kill, and
+    # remove their directories so /tmp does not fill up run after run.
+    for server in list(_LIVE):
+        server.close()
+
+
+atexit.register(_close_all)
+
+
+def _die_with_parent() -> list[str]:
+    """A command prefix that makes Linux SIGKILL slapd when the thread that started it
+    ends, so even a SIGKILLed test run (no atexit) leaves no slapd behind.
+
+    util-linux `setpriv` sets the death signal and execs slapd (no preexec_fn, which is
+    unsafe with threads). Only from the main thread: started from a worker thread, slapd
+    would die when that thread ends. Empty where setpriv is missing.
+    """
+    setpriv = shutil.which("setpriv")
+    if setpriv is None or threading.current_thread() is not threading.main_thread():
+        return []
+    return [setpriv, "--pdeathsig", "KILL", "--"]
