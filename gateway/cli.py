@@ -1,0 +1,147 @@
+"""The `idgate` command.
+
+    idgate serve [--config FILE]        run the gateway (no config: SQLite ./idgate.db, defaults)
+    idgate db upgrade [--config FILE]   bring the store's schema to this version
+    idgate db check [--config FILE]     say whether the schema is current (exit 1 if not)
+    idgate config check FILE            validate a config file (exit 1 on any problem)
+    idgate hash-secret                  print the argon2 hash of a secret read from the terminal
+    idgate --version
+
+Configuration problems are printed one per line as `key: problem`; no secret is ever echoed.
+"""
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from gateway import __version__
+from gateway.config import Config, ConfigError, load_config, parse_config
+from gateway.secrets import generate_token, hash_secret
+from store.db import Store
+from store.errors import SchemaOutOfDate
+from store.migrate import current_revision, head_revision, upgrade
+
+CONFIG_OPTION = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="TOML configuration file (see docs/configuration.md). Without it: built-in defaults.",
+)
+
+
+def _load(config_path: Path | None) -> Config:
+    """Load the configuration, or the defaults when no file is given; exit 1 on problems."""
+    try:
+        if config_path is None:
+            return parse_config({}, os.environ)
+        return load_config(config_path, os.environ)
+    except ConfigError as exc:
+        click.echo(f"configuration errors in {config_path or 'the defaults'}:", err=True)
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+
+
+@click.group()
+@click.version_option(__version__, prog_name="idgate")
+def main() -> None:
+    """idgate: one user store for LDAP/AD directories and SCIM provisioning."""
+
+
+@main.command()
+@CONFIG_OPTION
+@click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning"]))
+def serve(config_path: Path | None, log_level: str) -> None:
+    """Run the gateway."""
+    from gateway.main import build  # the root pulls in both fronts
+    from gateway.main import serve as run_server
+
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    # alembic logs at INFO each time the readiness probe reads the schema revision.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    config = _load(config_path)
+    try:
+        # Without a config file this is a newcomer's first start: create the SQLite schema.
+        runtime = build(config, migrate=config_path is None)
+    except SchemaOutOfDate as exc:
+        click.echo(f"idgate: {exc}", err=True)
+        sys.exit(1)
+    run_server(runtime)
+
+
+@main.group()
+def db() -> None:
+    """The store's schema."""
+
+
+@db.command("upgrade")
+@CONFIG_OPTION
+def db_upgrade(config_path: Path | None) -> None:
+    """Bring the schema to this version of idgate (safe to run again)."""
+    store = Store.connect(_load(config_path).store.url)
+    try:
+        before = current_revision(store.engine)
+        upgrade(store.engine)
+        click.echo(f"schema upgraded: {before or 'empty'} -> {head_revision()}")
+    finally:
+        store.close()
+
+
+@db.command("check")
+@CONFIG_OPTION
+def db_check(config_path: Path | None) -> None:
+    """Exit 0 when the schema is current, 1 when it needs `idgate db upgrade`."""
+    store = Store.connect(_load(config_path).store.url)
+    try:
+        current, head = current_revision(store.engine), head_revision()
+    finally:
+        store.close()
+    if current != head:
+        click.echo(str(SchemaOutOfDate(current, head)), err=True)
+        sys.exit(1)
+    click.echo(f"schema is current ({head})")
+
+
+@main.group()
+def config() -> None:
+    """Configuration files."""
+
+
+@config.command("check")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def config_check(path: Path) -> None:
+    """Validate a configuration file; print every problem as `key: problem`."""
+    loaded = _load(path)
+    click.echo(f"{path}: valid ({len(loaded.sources)} sources)")
+
+
+@main.command("hash-secret")
+@click.option("--stdin", "from_stdin", is_flag=True, help="Read the secret from standard input.")
+@click.option(
+    "--generate-token",
+    "generate",
+    is_flag=True,
+    help="Generate a random bearer token, print it once, then its hash for the config.",
+)
+def hash_secret_cmd(from_stdin: bool, generate: bool) -> None:
+    """Print the argon2id hash of a secret, for password_hash / token_hash in the config.
+
+    The secret is read from the terminal, not from the command line (shells keep history).
+    """
+    if generate:
+        token = generate_token()
+        click.echo(f"token (give it to the client; it is not stored): {token}", err=True)
+        click.echo(hash_secret(token))
+        return
+    if from_stdin:
+        secret = sys.stdin.readline().rstrip("\r\n")
+    else:
+        secret = click.prompt("secret", hide_input=True, confirmation_prompt=True, err=True)
+    if not secret:
+        raise click.UsageError("an empty secret cannot be hashed")
+    click.echo(hash_secret(secret))

@@ -1,0 +1,168 @@
+"""The `idgate` command, run as a real process the way an operator runs it."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from starlette.testclient import TestClient
+
+from gateway.health import Check
+from gateway.secrets import verify_secret
+from scim.app import create_app
+
+IDGATE = str(Path(sys.executable).parent / "idgate")
+SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "config"
+
+
+def idgate(*args: str, cwd: Path | None = None, stdin: str | None = None, env=None):
+    return subprocess.run(
+        [IDGATE, *args],
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write_config(tmp_path: Path, port: int) -> Path:
+    path = tmp_path / "idgate.toml"
+    path.write_text(
+        f'[store]\nurl = "sqlite:///{tmp_path}/gw.db"\n\n[http]\nlisten = "127.0.0.1:{port}"\n'
+    )
+    return path
+
+
+def test_version():
+    result = idgate("--version")
+    assert result.returncode == 0
+    assert "idgate, version 0.1.0" in result.stdout
+
+
+def test_config_check_reports_the_three_problems_by_key_and_fails():
+    result = idgate("config", "check", str(SAMPLES / "three-issues.toml"))
+    assert result.returncode == 1
+    problems = [
+        line for line in result.stderr.splitlines() if ": " in line and "errors in" not in line
+    ]
+    assert len(problems) == 3, result.stderr
+    keys = sorted(line.split(":", 1)[0].strip() for line in problems)
+    assert keys == ["store.pool_size", "sync.refresh_after_days", "sync.refresh_afterdays"]
+    assert "at least 7" in result.stderr
+
+
+def test_config_check_accepts_a_valid_file(tmp_path):
+    result = idgate("config", "check", str(write_config(tmp_path, 8080)))
+    assert result.returncode == 0, result.stderr
+    assert "valid" in result.stdout
+
+
+def test_config_check_of_a_missing_file_fails_clearly(tmp_path):
+    result = idgate("config", "check", str(tmp_path / "nope.toml"))
+    assert result.returncode == 1
+    assert "nope.toml" in result.stderr
+
+
+def test_hash_secret_from_stdin_verifies_and_never_echoes():
+    result = idgate("hash-secret", "--stdin", stdin="s3cret-value\n")
+    assert result.returncode == 0
+    hashed = result.stdout.strip()
+    assert verify_secret(hashed, "s3cret-value")
+    assert "s3cret-value" not in result.stdout + result.stderr
+
+
+def test_hash_secret_refuses_an_empty_secret():
+    result = idgate("hash-secret", "--stdin", stdin="\n")
+    assert result.returncode != 0
+    assert "empty" in result.stderr
+
+
+def test_generated_token_matches_its_hash():
+    result = idgate("hash-secret", "--generate-token")
+    assert result.returncode == 0
+    token = result.stderr.rsplit(":", 1)[1].strip()
+    assert verify_secret(result.stdout.strip(), token)
+
+
+def test_db_check_upgrade_and_serve_refusal(tmp_path):
+    config = write_config(tmp_path, free_port())
+    check = idgate("db", "check", "--config", str(config))
+    assert check.returncode == 1
+    assert "idgate db upgrade" in check.stderr
+    refused = idgate("serve", "--config", str(config))
+    assert refused.returncode == 1
+    assert "idgate db upgrade" in refused.stderr
+    assert idgate("db", "upgrade", "--config", str(config)).returncode == 0
+    assert idgate("db", "upgrade", "--config", str(config)).returncode == 0  # repeatable
+    assert idgate("db", "check", "--config", str(config)).returncode == 0
+
+
+def wait_ready(url: str, process: subprocess.Popen) -> httpx.Response:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"idgate exited early: {process.communicate()[1]}")
+        try:
+            return httpx.get(url, timeout=2)
+        except httpx.TransportError:
+            time.sleep(0.1)
+    pytest.fail("idgate did not answer within 30 s")
+
+
+@pytest.mark.parametrize("with_config", [True, False], ids=["config", "zero-config"])
+def test_serve_answers_health_and_readiness_then_stops_on_sigterm(tmp_path, with_config):
+    port = free_port()
+    if with_config:
+        config = write_config(tmp_path, port)
+        assert idgate("db", "upgrade", "--config", str(config)).returncode == 0
+        args, env = ["serve", "--config", str(config)], {}
+    else:
+        # No config: the defaults, with the port moved by an environment override.
+        args, env = ["serve"], {"IDGATE_HTTP__LISTEN": f"127.0.0.1:{port}"}
+    process = subprocess.Popen(
+        [IDGATE, *args],
+        cwd=tmp_path,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert wait_ready(f"http://127.0.0.1:{port}/healthz", process).json() == {"status": "ok"}
+        ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
+        assert ready.status_code == 200
+        assert ready.json()["status"] == "ready"
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=20)
+    # uvicorn finishes its shutdown, then re-raises SIGTERM so the exit status tells the truth.
+    assert process.returncode in (0, -15), stderr
+    assert "Application shutdown complete" in stderr
+    assert "alembic" not in stderr.split("idgate HTTP listening", 1)[1]  # no probe noise
+    if not with_config:
+        assert (tmp_path / "idgate.db").exists()
+
+
+def test_readiness_failure_is_503_with_the_reason():
+    checks = [Check("store", True, "reachable"), Check("schema", False, "run idgate db upgrade")]
+    client = TestClient(create_app(lambda: checks))
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["checks"][1] == {
+        "name": "schema",
+        "ok": False,
+        "detail": "run idgate db upgrade",
+    }
