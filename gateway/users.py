@@ -8,7 +8,7 @@ of work, and writes an audit event for every status change and every admin actio
 Blocking: every method does database I/O. Callers on an event loop run them in a thread pool.
 """
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -27,7 +27,6 @@ from gateway.engine.plan import (
     SetPhones,
     SetState,
     SourceUser,
-    StoredUser,
     SyncPlan,
     WriteSourceData,
     describe,
@@ -36,12 +35,22 @@ from gateway.engine.plan import (
 )
 from gateway.engine.roles import Permission, allowed
 from gateway.engine.status import RecordState
-from gateway.engine.types import DisabledBy, Reason, Role, SourceStatus, Status, Trigger
+from gateway.engine.types import Role, Trigger
 from gateway.errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from gateway.names import dn_key, name_key
+from gateway.names import name_key
+from gateway.records import (
+    UserView,
+    phones_of,
+    snapshot,
+    state_of,
+    view_of,
+    write_phones,
+    write_source_data,
+    write_state,
+)
 from store import users as queries
 from store.db import Store
-from store.models import Device, PhoneNumber, User
+from store.models import Device, User
 
 Clock = Callable[[], datetime]
 
@@ -74,128 +83,10 @@ class SyncResult:
     not_synchronized_reason: str | None = None
 
 
-@dataclass(frozen=True)
-class PhoneView:
-    number: str
-    manual: bool
-
-
-@dataclass(frozen=True)
-class UserView:
-    """A user record as the fronts and the admin API show it."""
-
-    id: str
-    source_id: str
-    external_id: str
-    user_name: str
-    dn: str | None
-    display_name: str | None
-    given_name: str | None
-    family_name: str | None
-    emails: tuple[dict[str, Any], ...]
-    groups: tuple[str, ...]
-    policy: Mapping[str, Any]
-    state: RecordState
-    sms_phones: tuple[PhoneView, ...]
-    voice_phones: tuple[PhoneView, ...]
-    created_at: datetime
-    last_sync_at: datetime | None
-    last_auth_at: datetime | None
-    admin_notes: str | None
-    version: int
-
-
 class UserNameTaken(Conflict):
     def __init__(self, user_name: str) -> None:
         super().__init__(f"userName {user_name!r} is already taken in this source")
         self.user_name = user_name
-
-
-def _state_of(user: User) -> RecordState:
-    return RecordState(
-        status=Status(user.status),
-        source_status=SourceStatus(user.source_status),
-        disabled_by=DisabledBy(user.disabled_by) if user.disabled_by else None,
-        reason=Reason(user.reason) if user.reason else None,
-        pending_deletion_since=user.pending_deletion_since,
-    )
-
-
-def _phones_of(user: User) -> dict[PhoneKind, tuple[PhoneEntry, ...]]:
-    lists: dict[PhoneKind, list[PhoneEntry]] = {kind: [] for kind in PhoneKind}
-    for row in sorted(user.phones, key=lambda p: (p.kind, p.position)):
-        lists[PhoneKind(row.kind)].append(PhoneEntry(row.number, row.manual))
-    return {kind: tuple(entries) for kind, entries in lists.items()}
-
-
-def _snapshot(user: User) -> StoredUser:
-    return StoredUser(
-        user.id, user.user_name, _state_of(user), user.source_digest, _phones_of(user)
-    )
-
-
-def _view(user: User) -> UserView:
-    lists = _phones_of(user)
-    return UserView(
-        id=user.id,
-        source_id=user.source_id,
-        external_id=user.external_id,
-        user_name=user.user_name,
-        dn=user.dn,
-        display_name=user.display_name,
-        given_name=user.given_name,
-        family_name=user.family_name,
-        emails=tuple(user.emails),
-        groups=tuple(user.groups),
-        policy=dict(user.policy),
-        state=_state_of(user),
-        sms_phones=tuple(PhoneView(e.number, e.manual) for e in lists[PhoneKind.SMS]),
-        voice_phones=tuple(PhoneView(e.number, e.manual) for e in lists[PhoneKind.VOICE]),
-        created_at=user.created_at,
-        last_sync_at=user.last_sync_at,
-        last_auth_at=user.last_auth_at,
-        admin_notes=user.admin_notes,
-        version=user.version,
-    )
-
-
-def _write_source_data(user: User, data: SourceUser) -> None:
-    user.user_name = data.user_name
-    user.user_name_key = name_key(data.user_name)
-    user.dn = data.dn
-    user.dn_key = dn_key(data.dn) if data.dn else None
-    user.display_name = data.display_name
-    user.given_name = data.given_name
-    user.family_name = data.family_name
-    user.emails = [{"value": e.value, "type": e.type, "primary": e.primary} for e in data.emails]
-    user.groups = list(data.groups)
-    user.policy = {name: list(values) for name, values in data.policy}
-    user.scim_external_id = data.scim_external_id
-    user.password_hash = data.password_hash
-    user.source_status = data.status.value
-    user.source_digest = data.digest()
-
-
-def _write_state(user: User, state: RecordState, now: datetime) -> None:
-    if (user.status, user.disabled_by, user.reason, user.pending_deletion_since) != (
-        state.status.value,
-        state.disabled_by.value if state.disabled_by else None,
-        state.reason.value if state.reason else None,
-        state.pending_deletion_since,
-    ):
-        user.status_changed_at = now
-    user.status = state.status.value
-    user.source_status = state.source_status.value
-    user.disabled_by = state.disabled_by.value if state.disabled_by else None
-    user.reason = state.reason.value if state.reason else None
-    user.pending_deletion_since = state.pending_deletion_since
-
-
-def _write_phones(user: User, kind: PhoneKind, entries: Sequence[PhoneEntry]) -> None:
-    user.phones = [p for p in user.phones if p.kind != kind.value] + [
-        PhoneNumber(kind=kind.value, position=i, number=e.number, manual=e.manual)
-        for i, e in enumerate(entries)
-    ]
 
 
 class UserService:
@@ -233,7 +124,7 @@ class UserService:
         now = self._clock()
         user = queries.find_by_external_id(session, source_id, report.external_id, for_update=True)
         self._free_user_name(session, source_id, report, user, trigger, now)
-        plan = plan_report(_snapshot(user) if user else None, report, trigger, now)
+        plan = plan_report(snapshot(user) if user else None, report, trigger, now)
         user = self._apply(session, source_id, user, plan, trigger, now)
         return self._result(plan, user)
 
@@ -242,7 +133,7 @@ class UserService:
         with self._store.writing() as session:
             now = self._clock()
             user = queries.find_by_external_id(session, source_id, external_id, for_update=True)
-            plan = plan_missing(_snapshot(user) if user else None, trigger, now)
+            plan = plan_missing(snapshot(user) if user else None, trigger, now)
             user = self._apply(session, source_id, user, plan, trigger, now)
             return self._result(plan, user)
 
@@ -267,9 +158,10 @@ class UserService:
             return
         if trigger is Trigger.PROVISIONING:
             raise UserNameTaken(report.user_name)
-        plan = plan_missing(_snapshot(holder), trigger, now)
+        plan = plan_missing(snapshot(holder), trigger, now)
         self._apply(session, source_id, holder, plan, trigger, now)
-        holder.user_name_key = f"{key}#replaced:{holder.id}"
+        # Kept within the column's 255 characters: 200 of the name, the marker and a UUID.
+        holder.user_name_key = f"{key[:200]}#replaced:{holder.id}"
         session.flush()
 
     def _apply(
@@ -293,20 +185,20 @@ class UserService:
                         status_changed_at=now,
                         version=1,
                     )
-                    _write_source_data(user, data)
-                    _write_state(user, state, now)
+                    write_source_data(user, data)
+                    write_state(user, state, now)
                     session.add(user)
                 case WriteSourceData(data=data):
                     assert user is not None
-                    _write_source_data(user, data)
+                    write_source_data(user, data)
                     bump_version = True
                 case SetState(new=state):
                     assert user is not None
-                    _write_state(user, state, now)
+                    write_state(user, state, now)
                     bump_version = True
                 case SetPhones(kind=kind, entries=entries):
                     assert user is not None
-                    _write_phones(user, kind, entries)
+                    write_phones(user, kind, entries)
                     bump_version = True
                 case MarkSynced(at=at):
                     assert user is not None
@@ -345,7 +237,7 @@ class UserService:
         with self._store.writing() as session:
             user = self._user_of_source(session, source_id, user_id)
             now = self._clock()
-            old = _state_of(user)
+            old = state_of(user)
             new = rules.source_deleted(old, now)
             self._set_state(session, user, old, new, actor="provisioning", action="user.deleted")
 
@@ -354,14 +246,14 @@ class UserService:
     def get(self, actor: Actor, user_id: str) -> UserView:
         actor.require(Permission.VIEW_USERS)
         with self._store.reading() as session:
-            return _view(self._user(session, user_id))
+            return view_of(self._user(session, user_id))
 
     def disable(self, actor: Actor, user_id: str, *, comment: str | None = None) -> UserView:
         """Manual disable: always allowed (SPEC §4.4)."""
         actor.require(Permission.DISABLE_USER)
         with self._store.writing() as session:
             user = self._user(session, user_id)
-            old = _state_of(user)
+            old = state_of(user)
             self._set_state(
                 session,
                 user,
@@ -371,7 +263,7 @@ class UserService:
                 action="user.disabled_by_admin",
                 comment=comment,
             )
-            return _view(user)
+            return view_of(user)
 
     def enable(self, actor: Actor, user_id: str, *, comment: str | None = None) -> UserView:
         """Manual enable (SPEC §4.4).
@@ -382,7 +274,7 @@ class UserService:
         actor.require(Permission.ENABLE_USER)
         with self._store.writing() as session:
             user = self._user(session, user_id)
-            old = _state_of(user)
+            old = state_of(user)
             new = rules.admin_enable(old)
             self._set_state(
                 session,
@@ -393,7 +285,7 @@ class UserService:
                 action="user.enabled_by_admin",
                 comment=comment,
             )
-            return _view(user)
+            return view_of(user)
 
     def edit_phone(
         self, actor: Actor, user_id: str, kind: PhoneKind, index: int, number: str
@@ -428,17 +320,17 @@ class UserService:
         actor.require(Permission.EDIT_PHONES)
         with self._store.writing() as session:
             user = self._user(session, user_id)
-            before = _phones_of(user)[kind]
+            before = phones_of(user)[kind]
             try:
                 after = change(before)
             except IndexError as exc:
                 raise InvalidInput(f"{kind.value}_phones", "no phone number at that index") from exc
             except phone_rules.InvalidPhoneNumber as exc:
                 raise InvalidInput(f"{kind.value}_phones", str(exc)) from exc
-            _write_phones(user, kind, after)
+            write_phones(user, kind, after)
             user.version += 1
             self._audit(session, user, actor.name, action, {"kind": kind.value})
-            return _view(user)
+            return view_of(user)
 
     def set_notes(self, actor: Actor, user_id: str, notes: str | None) -> UserView:
         actor.require(Permission.EDIT_NOTES)
@@ -447,7 +339,7 @@ class UserService:
             user.admin_notes = notes
             user.version += 1
             self._audit(session, user, actor.name, "user.notes_changed", {})
-            return _view(user)
+            return view_of(user)
 
     def register_device(
         self, actor: Actor, user_id: str, *, kind: str, label: str, data: Mapping[str, Any]
@@ -495,7 +387,7 @@ class UserService:
         comment: str | None = None,
     ) -> None:
         now = self._clock()
-        _write_state(user, new, now)
+        write_state(user, new, now)
         user.version += 1
         details = {"from": describe(old), "to": describe(new), "comment": comment}
         self._audit(session, user, actor, action, details)

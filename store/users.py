@@ -5,7 +5,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from store.models import AuditEvent, Source, User
@@ -47,11 +47,6 @@ def find_by_user_name_key(session: Session, source_id: str, user_name_key: str) 
     return session.scalars(query).one_or_none()
 
 
-def find_by_dn_key(session: Session, source_id: str, dn_key: str) -> User | None:
-    query = select(User).where(User.source_id == source_id, User.dn_key == dn_key)
-    return session.scalars(query).first()
-
-
 def claim_sync_window(
     session: Session, user_id: str, *, now: datetime, synced_before: datetime, until: datetime
 ) -> bool:
@@ -87,17 +82,6 @@ def release_sync_claim(session: Session, user_id: str) -> None:
     )
 
 
-def record_authentications(session: Session, times: Mapping[str, datetime]) -> None:
-    """Set last_auth_at for many users in one statement per user, never moving it backwards."""
-    for user_id, at in times.items():
-        session.execute(
-            update(User)
-            .where(User.id == user_id, or_(User.last_auth_at.is_(None), User.last_auth_at < at))
-            .values(last_auth_at=at)
-            .execution_options(synchronize_session=False)
-        )
-
-
 def add_audit_event(
     session: Session,
     *,
@@ -126,21 +110,4 @@ def audit_events(session: Session, *, user_id: str | None = None) -> list[AuditE
     query = select(AuditEvent).order_by(AuditEvent.id)
     if user_id is not None:
         query = query.where(AuditEvent.user_id == user_id)
-    return list(session.scalars(query))
-
-
-def users_never_authenticated(
-    session: Session, *, created_before: datetime, limit: int
-) -> list[User]:
-    query = (
-        select(User)
-        .where(
-            and_(
-                User.created_at < created_before,
-                User.last_auth_at.is_(None),
-                User.pending_deletion_since.is_(None),
-            )
-        )
-        .limit(limit)
-    )
     return list(session.scalars(query))

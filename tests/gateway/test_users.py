@@ -199,6 +199,13 @@ def test_directory_recycled_name_retires_the_old_record(service):
     assert (old.state.status, old.state.reason) == (Status.DISABLED, Reason.MISSING)
 
 
+def test_recycled_long_name_fits_the_column(service):
+    long_name = "a" * 255
+    old_id = service.apply_report("corp", alice(user_name=long_name), Trigger.BULK).user_id
+    service.apply_report("corp", alice(external_id="uuid-2", user_name=long_name), Trigger.BULK)
+    assert service.get(SUPER, old_id).state.reason is Reason.MISSING
+
+
 def test_provisioning_delete_pends_and_repost_revives_with_gateway_data(service):
     user_id = service.apply_report("hr", alice(external_id="scim-1"), Trigger.PROVISIONING).user_id
     service.set_notes(SUPER, user_id, "keep me")

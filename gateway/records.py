@@ -1,0 +1,133 @@
+"""Translation between store rows and the engine's values, and the read view of a user.
+
+The service plans with engine values (`RecordState`, `PhoneEntry`, `StoredUser`) and writes
+rows; these functions are the one place that knows how the two correspond.
+"""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from gateway.engine.phones import PhoneEntry, PhoneKind
+from gateway.engine.plan import SourceUser, StoredUser
+from gateway.engine.status import RecordState
+from gateway.engine.types import DisabledBy, Reason, SourceStatus, Status
+from gateway.names import dn_key, name_key
+from store.models import PhoneNumber, User
+
+
+@dataclass(frozen=True)
+class PhoneView:
+    number: str
+    manual: bool
+
+
+@dataclass(frozen=True)
+class UserView:
+    """A user record as the fronts and the admin API show it."""
+
+    id: str
+    source_id: str
+    external_id: str
+    user_name: str
+    dn: str | None
+    display_name: str | None
+    given_name: str | None
+    family_name: str | None
+    emails: tuple[dict[str, Any], ...]
+    groups: tuple[str, ...]
+    policy: Mapping[str, Any]
+    state: RecordState
+    sms_phones: tuple[PhoneView, ...]
+    voice_phones: tuple[PhoneView, ...]
+    created_at: datetime
+    last_sync_at: datetime | None
+    last_auth_at: datetime | None
+    admin_notes: str | None
+    version: int
+
+
+def state_of(user: User) -> RecordState:
+    return RecordState(
+        status=Status(user.status),
+        source_status=SourceStatus(user.source_status),
+        disabled_by=DisabledBy(user.disabled_by) if user.disabled_by else None,
+        reason=Reason(user.reason) if user.reason else None,
+        pending_deletion_since=user.pending_deletion_since,
+    )
+
+
+def phones_of(user: User) -> dict[PhoneKind, tuple[PhoneEntry, ...]]:
+    lists: dict[PhoneKind, list[PhoneEntry]] = {kind: [] for kind in PhoneKind}
+    for row in sorted(user.phones, key=lambda p: (p.kind, p.position)):
+        lists[PhoneKind(row.kind)].append(PhoneEntry(row.number, row.manual))
+    return {kind: tuple(entries) for kind, entries in lists.items()}
+
+
+def snapshot(user: User) -> StoredUser:
+    return StoredUser(user.id, user.user_name, state_of(user), user.source_digest, phones_of(user))
+
+
+def view_of(user: User) -> UserView:
+    lists = phones_of(user)
+    return UserView(
+        id=user.id,
+        source_id=user.source_id,
+        external_id=user.external_id,
+        user_name=user.user_name,
+        dn=user.dn,
+        display_name=user.display_name,
+        given_name=user.given_name,
+        family_name=user.family_name,
+        emails=tuple(user.emails),
+        groups=tuple(user.groups),
+        policy=dict(user.policy),
+        state=state_of(user),
+        sms_phones=tuple(PhoneView(e.number, e.manual) for e in lists[PhoneKind.SMS]),
+        voice_phones=tuple(PhoneView(e.number, e.manual) for e in lists[PhoneKind.VOICE]),
+        created_at=user.created_at,
+        last_sync_at=user.last_sync_at,
+        last_auth_at=user.last_auth_at,
+        admin_notes=user.admin_notes,
+        version=user.version,
+    )
+
+
+def write_source_data(user: User, data: SourceUser) -> None:
+    user.user_name = data.user_name
+    user.user_name_key = name_key(data.user_name)
+    user.dn = data.dn
+    user.dn_key = dn_key(data.dn) if data.dn else None
+    user.display_name = data.display_name
+    user.given_name = data.given_name
+    user.family_name = data.family_name
+    user.emails = [{"value": e.value, "type": e.type, "primary": e.primary} for e in data.emails]
+    user.groups = list(data.groups)
+    user.policy = {name: list(values) for name, values in data.policy}
+    user.scim_external_id = data.scim_external_id
+    user.password_hash = data.password_hash
+    user.source_status = data.status.value
+    user.source_digest = data.digest()
+
+
+def write_state(user: User, state: RecordState, now: datetime) -> None:
+    if (user.status, user.disabled_by, user.reason, user.pending_deletion_since) != (
+        state.status.value,
+        state.disabled_by.value if state.disabled_by else None,
+        state.reason.value if state.reason else None,
+        state.pending_deletion_since,
+    ):
+        user.status_changed_at = now
+    user.status = state.status.value
+    user.source_status = state.source_status.value
+    user.disabled_by = state.disabled_by.value if state.disabled_by else None
+    user.reason = state.reason.value if state.reason else None
+    user.pending_deletion_since = state.pending_deletion_since
+
+
+def write_phones(user: User, kind: PhoneKind, entries: Sequence[PhoneEntry]) -> None:
+    user.phones = [p for p in user.phones if p.kind != kind.value] + [
+        PhoneNumber(kind=kind.value, position=i, number=e.number, manual=e.manual)
+        for i, e in enumerate(entries)
+    ]
