@@ -5,6 +5,8 @@
 - `slapd_tls`: the same, listening on ldaps:// and offering StartTLS (`ca_file`).
 - `slapd_factory`: makes fresh servers (`Slapd` keyword arguments), torn down after the test;
   use it to stop, kill, reconfigure or mutate seed users.
+- `samba_ad`: one seeded Samba Active Directory DC for the whole session (samba.py), in its
+  own network namespace. Shared, like `slapd`; its tests get the `samba` marker.
 
 Tests that use any of them get the `slapd` marker (`-m "not slapd"` deselects them).
 """
@@ -16,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from tests.servers.samba import SambaAD, SambaUnavailable
 from tests.servers.slapd import Slapd, SlapdNotInstalled, find_installation
 
 SLAPD_FIXTURES = frozenset({"slapd", "slapd_tls", "slapd_factory"})
@@ -66,4 +69,40 @@ def slapd_factory() -> Iterator[Callable[..., Slapd]]:
 
     yield make
     for server in made:
+        server.close()
+
+
+# -- Samba Active Directory ------------------------------------------------------------------
+
+SAMBA_FIXTURES = frozenset({"samba_ad"})
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "samba: needs a real Samba AD DC (root, network namespaces)")
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    # Per item, as it is collected: before `-m` deselects in pytest_collection_modifyitems.
+    if SAMBA_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        item.add_marker(pytest.mark.samba)
+
+
+@pytest.fixture(scope="session")
+def samba_ad() -> Iterator[SambaAD]:
+    """The shared, seeded Samba AD DC: ldap:// and ldaps:// at its own address.
+
+    Skips when Samba is not installed or network namespaces cannot be made here (not root).
+    """
+    server = SambaAD()
+    try:
+        server.start()
+    except SambaUnavailable as exc:
+        server.close()
+        pytest.skip(str(exc))
+    except BaseException:
+        server.close()
+        raise
+    try:
+        yield server
+    finally:
         server.close()
