@@ -1,0 +1,437 @@
+"""`Directory`: the connector of one `ldap` or `ad` source (SPEC §2, §5, §6).
+
+Blocking and thread-safe: callers run it in worker threads (STYLE habit 12). Two pools of
+at most ``pool_size`` connections each: *service* connections, bound as the service account,
+for searches; *bind* connections, never bound as the service account, re-bound as each user
+whose password is checked. A pooled connection that the server has dropped is replaced and the
+operation retried once, transparently; a timeout is never retried (the caller's deadline
+counts). A connection to a fallback server is retired once the preferred server's cool-down
+is over (see `gateway.directory.servers`), and one idle for longer than `MAX_IDLE_SECONDS` is
+replaced, since firewalls and AD (MaxConnIdleTime) drop idle connections silently.
+
+The bulk read (`iter_users`) uses its own connection, outside the pools, so a long sync never
+holds a connection that binds and lookups need.
+"""
+
+import logging
+import math
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any, Literal, TypeVar
+
+import ldap3
+from ldap3.core.exceptions import LDAPSASLPrepError
+from ldap3.protocol.sasl.sasl import sasl_prep
+
+from gateway.config import AdSource, LdapSource
+from gateway.directory.attributes import requested_attributes
+from gateway.directory.binding import classify_bind
+from gateway.directory.connect import Connector, Link, close_quietly
+from gateway.directory.dn import dn_key, is_within
+from gateway.directory.entry import OBJECT_GUID, DirectoryEntry, decode_entry
+from gateway.directory.errors import (
+    INVALID_DN_SYNTAX,
+    LIBRARY_ERRORS,
+    NO_SUCH_OBJECT,
+    REFERRAL,
+    Failure,
+    check_search,
+    classify,
+    translate,
+)
+from gateway.directory.filters import equality, escape_octets, escape_value, scope_filter
+from gateway.directory.names import NameKind, name_assertion
+from gateway.directory.outcomes import BindResult
+from gateway.directory.pool import Pool
+from gateway.directory.ppolicy import PPOLICY_OID
+from gateway.errors import UpstreamUnavailable
+
+__all__ = ["MAX_IDLE_SECONDS", "PAGED_RESULTS_OID", "Directory"]
+
+log = logging.getLogger(__name__)
+
+#: RFC 2696 Simple Paged Results.
+PAGED_RESULTS_OID = "1.2.840.113556.1.4.319"
+#: Idle pooled connections older than this are replaced rather than reused.
+MAX_IDLE_SECONDS = 300.0
+#: Default cool-down of a server that could not be reached.
+FAILOVER_COOLDOWN_SECONDS = 30.0
+
+R = TypeVar("R")
+
+
+class Directory:
+    """The connector of one directory source."""
+
+    def __init__(
+        self,
+        source: LdapSource | AdSource,
+        *,
+        failover_cooldown_seconds: float = FAILOVER_COOLDOWN_SECONDS,
+    ) -> None:
+        """
+        Args:
+            source: the source's configuration.
+            failover_cooldown_seconds: how long a server that could not be reached is
+                skipped before it is preferred again (see `gateway.directory.servers`).
+
+        No connection is opened until the first operation.
+        """
+        self._source = source
+        self._kind: Literal["ldap", "ad"] = "ad" if isinstance(source, AdSource) else "ldap"
+        self._connector = Connector(source, failover_cooldown_seconds)
+        self._attributes = list(requested_attributes(source))
+        self._scope = scope_filter(source.user_object_class, source.user_filter)
+        self._time_limit = max(1, math.ceil(source.operation_timeout_seconds))
+        self._closed = False
+        self._service: Pool[Link] = Pool(
+            f"source {source.id} service connections",
+            source.pool_size,
+            open=lambda: self._connector.open(service=True),
+            close=_close_link,
+            stale=self._stale,
+            wait_seconds=source.operation_timeout_seconds,
+        )
+        self._binds: Pool[Link] = Pool(
+            f"source {source.id} bind connections",
+            source.pool_size,
+            open=lambda: self._connector.open(service=False),
+            close=_close_link,
+            stale=self._stale,
+            wait_seconds=source.operation_timeout_seconds,
+        )
+
+    # -- lookups -------------------------------------------------------------------------
+
+    def find_user(self, kind: NameKind, value: str) -> DirectoryEntry | None:
+        """Find the one in-scope user with this exact name (case-insensitive).
+
+        Every root is searched (subtree) for ``(&(objectClass=..)<user_filter>(attr=value))``
+        with the value escaped; a DN is read with a base search after checking that it lies
+        under a root. Aliases are never dereferenced, so nothing outside the roots is reached.
+
+        Returns:
+            The entry; None when nobody matches, when the name cannot match (a DN outside
+            every root, DOMAIN\\user of another domain, an empty or unencodable value), and
+            when several entries match: an ambiguous name never binds (a warning is logged).
+
+        Raises:
+            UpstreamUnavailable, UpstreamTimeout, UpstreamError: the directory failed.
+        """
+        if kind is NameKind.DN:
+            return self._find_by_dn(value)
+        assertion = name_assertion(kind, value, self._source)
+        if assertion is None:
+            return None
+        attribute, text = assertion
+        try:
+            escaped = escape_value(text)
+        except ValueError:
+            return None
+        return self._find_one(equality(attribute, escaped), f"{kind.value} lookup")
+
+    def read_user(self, external_id: str) -> DirectoryEntry | None:
+        """Read a user by the directory's immutable id (entryUUID, objectGUID, ...), in scope.
+
+        Returns:
+            The entry, or None: deleted, moved out of scope, or not an id at all.
+
+        Raises:
+            UpstreamUnavailable, UpstreamTimeout, UpstreamError: the directory failed.
+        """
+        if not external_id:
+            return None
+        if self._source.id_attribute.lower() == OBJECT_GUID:
+            try:
+                raw = uuid.UUID(external_id).bytes_le
+            except ValueError:
+                return None
+            # Binary value: every octet escaped (RFC 4515 §3), in objectGUID's byte order.
+            escaped = escape_octets(raw)
+        else:
+            try:
+                escaped = escape_value(external_id)
+            except ValueError:
+                return None
+        return self._find_one(equality(self._source.id_attribute, escaped), "read by id")
+
+    def iter_users(self, page_size: int | None = None) -> Iterator[DirectoryEntry]:
+        """Every user in scope, read page by page with Simple Paged Results (RFC 2696).
+
+        The control is sent as critical: a server without it fails the read rather than
+        returning a silently truncated list. Entries found under two overlapping roots come
+        once; entries without a usable id are skipped with a warning.
+
+        Args:
+            page_size: entries per page (default: the source's page_size).
+
+        Raises:
+            UpstreamUnavailable, UpstreamTimeout, UpstreamError: the directory failed, before
+                or while streaming (what was yielded stays valid).
+        """
+        if self._closed:
+            raise UpstreamUnavailable(f"source {self._source.id}: the connector is closed")
+        size = page_size or self._source.page_size
+        link = self._connector.open(service=True)
+        seen: set[str] = set()
+        try:
+            for root in self._source.roots:
+                cookie: bytes | None = None
+                while True:
+                    try:
+                        responses, result = self._search_on(
+                            link, root, ldap3.SUBTREE, self._scope, self._attributes,
+                            "paged search", paged=(size, cookie),
+                        )  # fmt: skip
+                    except LIBRARY_ERRORS as exc:
+                        self._operation_failed(link, exc)
+                        raise translate(exc, self._source.id, link.url, "paged search") from exc
+                    if result["result"] in (NO_SUCH_OBJECT, REFERRAL):
+                        log.warning("source %s: root %s does not exist", self._source.id, root)
+                        break
+                    for entry in self._decode_all(responses):
+                        if entry.external_id not in seen:
+                            seen.add(entry.external_id)
+                            yield entry
+                    control = (result.get("controls") or {}).get(PAGED_RESULTS_OID) or {}
+                    cookie = (control.get("value") or {}).get("cookie") or None
+                    if not cookie:
+                        break
+        finally:
+            _close_link(link)
+
+    def supports_paged_results(self) -> bool:
+        """Whether the server lists Simple Paged Results in the RootDSE's supportedControl.
+
+        Raises:
+            UpstreamUnavailable, UpstreamTimeout, UpstreamError: the directory failed.
+        """
+
+        def read(link: Link) -> bool:
+            responses, _ = self._search_on(
+                link, "", ldap3.BASE, "(objectClass=*)", ["supportedControl"], "RootDSE read"
+            )
+            values = [
+                bytes(value).decode(errors="replace").strip()
+                for response in responses
+                for name, raw in response["raw_attributes"].items()
+                if name.lower() == "supportedcontrol"
+                for value in raw
+            ]
+            return PAGED_RESULTS_OID in values
+
+        return self._run(self._service, "RootDSE read", read)
+
+    # -- passwords -------------------------------------------------------------------------
+
+    def verify_password(self, dn: str, password: str) -> BindResult:
+        """Check a user's password with a simple bind as `dn` (SPEC §2, §6).
+
+        The bind runs on a connection that is not the service account's. An empty password
+        is an unauthenticated bind (RFC 4513 §5.1.2) and never leaves the gateway; neither
+        does a password SASLprep (RFC 4013, applied as RFC 4513 §5.1.1 asks) refuses or
+        maps to nothing, nor a DN outside the source's roots: all are INVALID_CREDENTIALS.
+        OpenLDAP's password policy control and AD's ``data`` code are decoded (see
+        `classify_bind`); the directory's message is never returned, raised or logged.
+
+        Args:
+            dn: the DN a search of this source returned.
+            password: the password the client sent.
+
+        Returns:
+            The decoded outcome; only OK is a successful authentication.
+
+        Raises:
+            UpstreamUnavailable: no server answered, or it was busy.
+            UpstreamTimeout: the bind got no answer within operation_timeout_seconds.
+            UpstreamError: the directory answered in a way that says nothing about the user.
+        """
+        if not dn or not password:
+            return BindResult.INVALID_CREDENTIALS
+        try:
+            prepared = str(sasl_prep(password)).encode("utf-8")
+        except (LDAPSASLPrepError, UnicodeError):
+            return BindResult.INVALID_CREDENTIALS
+        if not prepared:
+            return BindResult.INVALID_CREDENTIALS
+        if not is_within(dn, self._source.roots):
+            log.warning("source %s: refused to bind as %s: outside the roots", self._source.id, dn)
+            return BindResult.INVALID_CREDENTIALS
+        controls = [(PPOLICY_OID, False, None)] if self._kind == "ldap" else None
+
+        def bind(link: Link) -> BindResult:
+            connection = link.connection
+            connection.user = dn
+            connection.authentication = ldap3.SIMPLE
+            # Bytes go out as they are: prepared above, so ldap3 cannot map them to nothing.
+            connection.password = prepared
+            try:
+                connection.bind(read_server_info=False, controls=controls)
+            finally:
+                connection.password = None
+            result = connection.result
+            control = (result.get("controls") or {}).get(PPOLICY_OID)
+            value = control.get("value") if control else None
+            return classify_bind(
+                self._kind, result["result"], str(result.get("message") or ""), value
+            )
+
+        outcome = self._run(self._binds, "bind", bind)
+        log.debug("source %s: bind as %s: %s", self._source.id, dn, outcome.value)
+        return outcome
+
+    def close(self) -> None:
+        """Close every connection; later operations raise UpstreamUnavailable."""
+        self._closed = True
+        self._service.close()
+        self._binds.close()
+
+    def __enter__(self) -> "Directory":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _find_by_dn(self, dn: str) -> DirectoryEntry | None:
+        if dn_key(dn) is None or not is_within(dn, self._source.roots):
+            return None
+
+        def search(link: Link) -> list[dict[str, Any]]:
+            responses, result = self._search_on(
+                link, dn, ldap3.BASE, self._scope, self._attributes, "DN lookup",
+                tolerate=(INVALID_DN_SYNTAX,),
+            )  # fmt: skip
+            return responses if result["result"] == 0 else []
+
+        return self._only(self._run(self._service, "DN lookup", search), "DN lookup")
+
+    def _find_one(self, condition: str, what: str) -> DirectoryEntry | None:
+        search_filter = scope_filter(
+            self._source.user_object_class, self._source.user_filter, condition
+        )
+
+        def search(link: Link) -> list[dict[str, Any]]:
+            found: dict[tuple[str, ...], dict[str, Any]] = {}
+            for root in self._source.roots:
+                # Two entries are enough to call the name ambiguous.
+                responses, result = self._search_on(
+                    link, root, ldap3.SUBTREE, search_filter, self._attributes, what,
+                    size_limit=2,
+                )  # fmt: skip
+                if result["result"] in (NO_SUCH_OBJECT, REFERRAL):
+                    log.warning("source %s: root %s does not exist", self._source.id, root)
+                for response in responses:
+                    key = dn_key(response["dn"])
+                    if key is not None:
+                        found.setdefault(key, response)
+            return list(found.values())
+
+        return self._only(self._run(self._service, what, search), what)
+
+    def _only(self, responses: list[dict[str, Any]], what: str) -> DirectoryEntry | None:
+        if len(responses) > 1:
+            log.warning(
+                "source %s: %s is ambiguous (%s match); treated as not found",
+                self._source.id,
+                what,
+                "; ".join(sorted(str(r["dn"]) for r in responses)),
+            )
+            return None
+        entries = self._decode_all(responses)
+        return entries[0] if entries else None
+
+    def _decode_all(self, responses: list[dict[str, Any]]) -> list[DirectoryEntry]:
+        entries = []
+        for response in responses:
+            dn = str(response["dn"])
+            if not is_within(dn, self._source.roots):
+                # Defence in depth: base and scope already keep the search inside the roots.
+                log.warning("source %s: ignored %s, outside the roots", self._source.id, dn)
+                continue
+            entry = decode_entry(
+                dn, response["raw_attributes"], self._source.id_attribute, self._source.id
+            )
+            if entry is not None:
+                entries.append(entry)
+        return entries
+
+    def _search_on(
+        self,
+        link: Link,
+        base: str,
+        scope: str,
+        search_filter: str,
+        attributes: list[str],
+        what: str,
+        *,
+        size_limit: int = 0,
+        paged: tuple[int, bytes | None] | None = None,
+        tolerate: tuple[int, ...] = (),
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """One search on `link`: the entries (not references) and the result.
+
+        Raises:
+            LIBRARY_ERRORS: ldap3 failed (the caller translates, after deciding whether to
+                retry).
+            UpstreamUnavailable, UpstreamTimeout, UpstreamError: the search ended with a code
+                that carries no answer (and is not in `tolerate`).
+        """
+        connection = link.connection
+        connection.search(
+            search_base=base,
+            search_filter=search_filter,
+            search_scope=scope,
+            dereference_aliases=ldap3.DEREF_NEVER,
+            attributes=attributes,
+            size_limit=size_limit,
+            time_limit=self._time_limit,
+            paged_size=paged[0] if paged else None,
+            paged_cookie=paged[1] if paged else None,
+            paged_criticality=paged is not None,
+        )
+        result: dict[str, Any] = connection.result
+        if result["result"] not in tolerate:
+            check_search(
+                result["result"], str(result["description"]), self._source.id, link.url, what
+            )
+        responses = [r for r in connection.response or () if r.get("type") == "searchResEntry"]
+        return responses, result
+
+    def _run(self, pool: Pool[Link], what: str, operation: Callable[[Link], R]) -> R:
+        """Run `operation` on a pooled connection; once more on a fresh one if the server had
+        dropped the pooled one (a restart, an idle timeout)."""
+        for attempt in (1, 2):
+            with pool.lease() as lease:
+                try:
+                    return operation(lease.item)
+                except LIBRARY_ERRORS as exc:
+                    lease.discard()
+                    failure = classify(exc)
+                    if attempt == 1 and lease.reused and failure is Failure.DROPPED:
+                        log.info(
+                            "source %s: %s dropped a pooled connection; reconnecting",
+                            self._source.id,
+                            lease.item.url,
+                        )
+                        continue
+                    self._operation_failed(lease.item, exc)
+                    raise translate(exc, self._source.id, lease.item.url, what) from exc
+        raise AssertionError("unreachable: the second attempt returns or raises")
+
+    def _operation_failed(self, link: Link, exc: BaseException) -> None:
+        failure = classify(exc)
+        if failure in (Failure.NO_ANSWER, Failure.DROPPED):
+            self._connector.failed(link.server, failure)
+
+    def _stale(self, link: Link, idle_seconds: float) -> bool:
+        return (
+            bool(link.connection.closed)
+            or idle_seconds > MAX_IDLE_SECONDS
+            or self._connector.servers.better_than(link.server)
+        )
+
+
+def _close_link(link: Link) -> None:
+    close_quietly(link.connection)
