@@ -1,7 +1,7 @@
 """Name normalisation for lookups: user names and DNs match case-insensitively (SPEC §6)."""
 
 from ldap3.core.exceptions import LDAPInvalidDnError
-from ldap3.utils.dn import parse_dn
+from ldap3.utils.dn import escape_rdn, parse_dn
 
 from gateway.errors import InvalidInput
 
@@ -34,3 +34,11 @@ def dn_key(dn: str) -> str:
             rdns.append("+".join(sorted(current)))
             current = []
     return ",".join(rdns)
+
+
+def member_dn(user_name: str, source_id: str, suffix: str) -> str:
+    """The DN a SCIM or local user is served under: `uid=<userName>,ou=<source id>,<suffix>`.
+
+    The userName is escaped as an RDN value (RFC 4514 §2.4), so no name can add RDNs.
+    """
+    return f"uid={escape_rdn(user_name)},ou={escape_rdn(source_id)},{suffix}"

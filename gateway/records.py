@@ -99,6 +99,7 @@ def write_source_data(user: User, data: SourceUser) -> None:
     user.user_name_key = name_key(data.user_name)
     user.dn = data.dn
     user.dn_key = dn_key(data.dn) if data.dn else None
+    user.upn_key = name_key(data.upn) if data.upn else None
     user.display_name = data.display_name
     user.given_name = data.given_name
     user.family_name = data.family_name

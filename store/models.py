@@ -85,6 +85,7 @@ class User(Base):
         # userName is unique per source, case-insensitively (RFC 7643 §4.1.1 caseExact=false).
         UniqueConstraint("source_id", "user_name_key"),
         Index("ix_users_source_dn_key", "source_id", "dn_key"),
+        Index("ix_users_source_upn_key", "source_id", "upn_key"),
         Index("ix_users_last_auth", "source_id", "last_auth_at"),
         Index("ix_users_pending", "pending_deletion_since"),
     )
@@ -101,6 +102,8 @@ class User(Base):
     user_name_key: Mapped[str] = mapped_column(String(255))
     dn: Mapped[str | None] = mapped_column(String(1024))
     dn_key: Mapped[str | None] = mapped_column(String(1024))
+    #: casefolded userPrincipalName (AD), so `user@domain` binds find the record.
+    upn_key: Mapped[str | None] = mapped_column(String(255))
     display_name: Mapped[str | None] = mapped_column(String(255))
     given_name: Mapped[str | None] = mapped_column(String(255))
     family_name: Mapped[str | None] = mapped_column(String(255))
@@ -146,6 +149,25 @@ class User(Base):
         back_populates="user", cascade="all, delete-orphan"
     )
     methods: Mapped[list["EnrolledMethod"]] = relationship(cascade="all, delete-orphan")
+
+
+class SyncClaim(Base):
+    """The JIT window of a bind name that has no record yet (SPEC §5.1).
+
+    A record's own window lives on `users`; this table covers the first binds of a new user
+    (one upstream read for any number of them) and repeated binds of names the directory does
+    not know (one negative lookup per window, not one per bind).
+    """
+
+    __tablename__ = "sync_claims"
+
+    source_id: Mapped[str] = mapped_column(
+        ForeignKey("sources.id", ondelete="CASCADE"), primary_key=True
+    )
+    #: "<kind>:<casefolded name>", e.g. "login:alice" or "dn:uid=alice,ou=people,dc=x".
+    subject_key: Mapped[str] = mapped_column(String(1100), primary_key=True)
+    last_read_at: Mapped[datetime | None]
+    claim_until: Mapped[datetime | None]
 
 
 class PhoneNumber(Base):

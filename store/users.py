@@ -6,9 +6,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 
-from store.models import AuditEvent, Source, User
+from store.models import AuditEvent, Source, SyncClaim, User
 
 
 def ensure_sources(session: Session, sources: Iterable[tuple[str, str]], now: datetime) -> None:
@@ -47,6 +48,16 @@ def find_by_user_name_key(session: Session, source_id: str, user_name_key: str) 
     return session.scalars(query).one_or_none()
 
 
+def find_by_dn_key(session: Session, source_id: str, dn_key: str) -> User | None:
+    query = select(User).where(User.source_id == source_id, User.dn_key == dn_key)
+    return session.scalars(query).first()
+
+
+def find_by_upn_key(session: Session, source_id: str, upn_key: str) -> User | None:
+    query = select(User).where(User.source_id == source_id, User.upn_key == upn_key)
+    return session.scalars(query).first()
+
+
 def claim_sync_window(
     session: Session, user_id: str, *, now: datetime, synced_before: datetime, until: datetime
 ) -> bool:
@@ -80,6 +91,88 @@ def release_sync_claim(session: Session, user_id: str) -> None:
         .values(sync_claim_until=None)
         .execution_options(synchronize_session=False)
     )
+
+
+def claim_name_window(
+    session: Session,
+    source_id: str,
+    subject_key: str,
+    *,
+    now: datetime,
+    read_before: datetime,
+    until: datetime,
+) -> bool:
+    """Claim the upstream read of a bind name that has no record yet (see `SyncClaim`).
+
+    The first claimer inserts the row; later ones can take it over only when the last read of
+    that name is older than `read_before` and no claim is live. Under concurrency the insert
+    and the conditional update serialise on the row, so exactly one caller wins.
+
+    Returns:
+        True when this caller holds the claim until `until`.
+    """
+    values = {"source_id": source_id, "subject_key": subject_key, "claim_until": until}
+    dialect = session.get_bind().dialect.name
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(SyncClaim)
+    # RETURNING names the row only when this insert made it (a conflict returns nothing).
+    inserted = session.execute(
+        insert.values(**values).on_conflict_do_nothing().returning(SyncClaim.subject_key)
+    )
+    if inserted.first() is not None:
+        return True
+    result = session.execute(
+        update(SyncClaim)
+        .where(
+            SyncClaim.source_id == source_id,
+            SyncClaim.subject_key == subject_key,
+            or_(SyncClaim.last_read_at.is_(None), SyncClaim.last_read_at < read_before),
+            or_(SyncClaim.claim_until.is_(None), SyncClaim.claim_until <= now),
+        )
+        .values(claim_until=until)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0) == 1)
+
+
+def finish_name_read(session: Session, source_id: str, subject_key: str, at: datetime) -> None:
+    """The read of a name succeeded (found or not): the window starts now."""
+    session.execute(
+        update(SyncClaim)
+        .where(SyncClaim.source_id == source_id, SyncClaim.subject_key == subject_key)
+        .values(last_read_at=at, claim_until=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def release_name_claim(session: Session, source_id: str, subject_key: str) -> None:
+    """The read failed: give the claim back so the next attempt retries at once."""
+    session.execute(
+        update(SyncClaim)
+        .where(SyncClaim.source_id == source_id, SyncClaim.subject_key == subject_key)
+        .values(claim_until=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def name_claim_live(session: Session, source_id: str, subject_key: str, now: datetime) -> bool:
+    claim = session.get(SyncClaim, (source_id, subject_key), populate_existing=True)
+    return bool(claim and claim.claim_until and claim.claim_until > now)
+
+
+def user_claim_live(session: Session, user_id: str, now: datetime) -> bool:
+    until = session.scalar(select(User.sync_claim_until).where(User.id == user_id))
+    return bool(until and until > now)
+
+
+def record_authentications(session: Session, times: Mapping[str, datetime]) -> None:
+    """Set last_auth_at for many users in one transaction, never moving it backwards."""
+    for user_id, at in times.items():
+        session.execute(
+            update(User)
+            .where(User.id == user_id, or_(User.last_auth_at.is_(None), User.last_auth_at < at))
+            .values(last_auth_at=at)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def add_audit_event(

@@ -47,6 +47,8 @@ class SourceUser:
     sms_phones: tuple[str, ...] | None = None
     voice_phones: tuple[str, ...] | None = None
     scim_external_id: str | None = None
+    #: Active Directory's userPrincipalName, for `user@domain` binds.
+    upn: str | None = None
     #: argon2 hash of a password a SCIM client set (never a directory password, SPEC §2).
     password_hash: str | None = None
 

@@ -1,0 +1,246 @@
+"""Authentication of a simple bind (SPEC §5.1, §6): `Authenticator.authenticate(name, password)`.
+
+For a directory user the password is checked by the directory (a bind as the DN that an
+escaped search returned) while the JIT sync of that user runs; success needs both a verified
+password and an active record after the sync. Users of `scim` and `local` sources bind against
+their argon2 hash in the store.
+
+What the caller learns is the outcome's reason. Unknown users and wrong passwords give the
+same reason, and take the same path upstream: a name the directory does not know is still
+answered with a bind (to a DN that cannot exist), so the two cost the same round trips.
+"""
+
+import logging
+from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from gateway.config import AdSource, Config, LdapSource
+from gateway.directory import BindResult
+from gateway.engine.types import DisabledBy, Reason
+from gateway.errors import UpstreamError
+from gateway.failures import FailureLimiter
+from gateway.jit import CachedUser, Freshness, JitResult, JitSync, UserDirectory, lookup
+from gateway.lastauth import LastAuthRecorder
+from gateway.names import dn_key, member_dn
+from gateway.resolve import Subject, subjects
+from gateway.secrets import hash_secret, verify_secret
+from store.db import Store
+
+log = logging.getLogger(__name__)
+
+
+class AuthReason(StrEnum):
+    SUCCESS = "success"
+    INVALID_CREDENTIALS = "invalid_credentials"
+    ACCOUNT_DISABLED = "account_disabled"
+    ACCOUNT_EXPIRED = "account_expired"
+    ACCOUNT_MISSING = "account_missing"
+    PENDING_DELETION = "pending_deletion"
+    ACCOUNT_LOCKED = "account_locked"
+    PASSWORD_MUST_CHANGE = "password_must_change"  # noqa: S105 - a reason, not a password
+    PASSWORD_EXPIRED = "password_expired"  # noqa: S105 - a reason, not a password
+    DIRECTORY_UNAVAILABLE = "directory_unavailable"
+    RATE_LIMITED = "rate_limited"
+
+
+@dataclass(frozen=True)
+class AuthOutcome:
+    reason: AuthReason
+    #: The password was verified (only then may a front say more than "invalid credentials").
+    password_verified: bool = False
+    user_id: str | None = None
+    source_id: str | None = None
+    #: The DN the user is known by (for WhoAmI and the LDAP front's bound identity).
+    dn: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.reason is AuthReason.SUCCESS
+
+
+_REFUSED = AuthOutcome(AuthReason.INVALID_CREDENTIALS)
+
+# Bind answers that prove the password right although the bind is not a success (SPEC §6).
+_VERIFIED_BUT = {
+    BindResult.MUST_CHANGE_PASSWORD: AuthReason.PASSWORD_MUST_CHANGE,
+    BindResult.PASSWORD_EXPIRED: AuthReason.PASSWORD_EXPIRED,
+}
+# Bind answers about the account that AD may give whatever the password: nothing is verified.
+_ACCOUNT_REFUSALS = {
+    BindResult.ACCOUNT_DISABLED: AuthReason.ACCOUNT_DISABLED,
+    BindResult.ACCOUNT_EXPIRED: AuthReason.ACCOUNT_EXPIRED,
+    BindResult.ACCOUNT_LOCKED: AuthReason.ACCOUNT_LOCKED,
+    BindResult.NOT_PERMITTED: AuthReason.ACCOUNT_DISABLED,
+    BindResult.INVALID_CREDENTIALS: AuthReason.INVALID_CREDENTIALS,
+}
+_REASON_FOR_RECORD = {
+    Reason.SOURCE_DISABLED: AuthReason.ACCOUNT_DISABLED,
+    Reason.SOURCE_EXPIRED: AuthReason.ACCOUNT_EXPIRED,
+    Reason.MISSING: AuthReason.ACCOUNT_MISSING,
+    Reason.ADMIN: AuthReason.ACCOUNT_DISABLED,
+    Reason.NEVER_USED: AuthReason.ACCOUNT_DISABLED,
+}
+
+
+class Authenticator:
+    """Checks simple binds. Blocking: the LDAP front calls it from its thread pool."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        jit: JitSync,
+        directories: Mapping[str, UserDirectory],
+        executor: Executor,
+        limiter: FailureLimiter,
+        recorder: LastAuthRecorder,
+        *,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._config = config
+        self._store = store
+        self._jit = jit
+        self._directories = directories
+        self._executor = executor
+        self._limiter = limiter
+        self._recorder = recorder
+        self._clock = clock
+        # Verified against when a local/SCIM name is unknown, so both cost one argon2 check.
+        self._decoy_hash = hash_secret("idgate-decoy-password")
+
+    def authenticate(self, name: str, password: str) -> AuthOutcome:
+        """Authenticate a simple bind.
+
+        An empty password is an unauthenticated bind (RFC 4513 §5.1.2): refused here and never
+        forwarded upstream. A name over its failure limit is refused without asking anyone.
+        """
+        if not password:
+            return _REFUSED
+        if self._limiter.blocked(name):
+            return AuthOutcome(AuthReason.RATE_LIMITED)
+        outcome = self._authenticate(name, password)
+        if outcome.ok:
+            self._limiter.succeeded(name)
+            assert outcome.user_id is not None
+            self._recorder.record(outcome.user_id, self._clock())
+        elif outcome.reason is not AuthReason.DIRECTORY_UNAVAILABLE:
+            self._limiter.failed(name)
+        return outcome
+
+    def _authenticate(self, name: str, password: str) -> AuthOutcome:
+        candidates = subjects(name, self._config)
+        last = _REFUSED
+        for subject in candidates:
+            if isinstance(subject.source, LdapSource | AdSource):
+                outcome = self._directory_bind(subject, password)
+            else:
+                outcome = self._stored_password_bind(subject, password)
+            if outcome.reason is not AuthReason.INVALID_CREDENTIALS or outcome.user_id:
+                return outcome
+            last = outcome
+        if not candidates:
+            # No source can hold this name; cost the same as a name a source does not know.
+            verify_secret(self._decoy_hash, password)
+        return last
+
+    # -- directory users ---------------------------------------------------------------------
+
+    def _directory_bind(self, subject: Subject, password: str) -> AuthOutcome:
+        directory = self._directories[subject.source.id]
+        cached = lookup(self._store, subject)
+        if cached is None or not cached.dn:
+            # The DN comes from the JIT search: the read has to come first.
+            jit = self._jit.sync(subject, directory, None)
+            user = jit.user
+            # This attempt's read gave the entry, or a concurrent attempt's read stored the user.
+            entry_dn = jit.entry.dn if jit.entry else (user.dn if user else None)
+            if entry_dn is None:
+                return self._unknown(subject, directory, password, jit)
+            bind = self._verify(directory, entry_dn, password)
+        else:
+            # JIT sync and the password check run at the same time (SPEC §6). The JIT sync
+            # stays in this thread: only leaf upstream calls go to the pool, so no pool task
+            # ever waits for another one (which would starve a bounded pool under load).
+            pending = self._executor.submit(self._verify, directory, cached.dn, password)
+            jit = self._jit.sync(subject, directory, cached)
+            bind = pending.result()
+            user = jit.user
+            moved = jit.entry is not None and dn_key(jit.entry.dn) != dn_key(cached.dn)
+            if bind is BindResult.INVALID_CREDENTIALS and moved and jit.entry is not None:
+                # Renamed upstream since the last sync: the cached DN no longer binds.
+                bind = self._verify(directory, jit.entry.dn, password)
+        return self._decide(subject, bind, user, jit)
+
+    def _verify(self, directory: UserDirectory, dn: str, password: str) -> BindResult | None:
+        """The directory's verdict on the password; None when no server answered."""
+        try:
+            return directory.verify_password(dn, password)
+        except UpstreamError as exc:
+            log.warning("bind check upstream failed: %s", exc)
+            return None
+
+    def _unknown(
+        self, subject: Subject, directory: UserDirectory, password: str, jit: JitResult
+    ) -> AuthOutcome:
+        """The name is in no record and the directory did not return it (or was not asked)."""
+        source = subject.source
+        assert isinstance(source, LdapSource | AdSource)
+        # A bind to a DN no entry can have: the same round trip a wrong password costs.
+        decoy = f"cn=idgate-no-such-user,{source.roots[0]}"
+        if self._verify(directory, decoy, password) is None or jit.freshness is Freshness.FAILED:
+            return AuthOutcome(AuthReason.DIRECTORY_UNAVAILABLE, source_id=source.id)
+        return _REFUSED
+
+    def _decide(
+        self, subject: Subject, bind: BindResult | None, user: CachedUser | None, jit: JitResult
+    ) -> AuthOutcome:
+        source_id = subject.source.id
+        if bind is None:
+            return AuthOutcome(AuthReason.DIRECTORY_UNAVAILABLE, source_id=source_id)
+        user_id = user.id if user else None
+        dn = user.dn if user else (jit.entry.dn if jit.entry else None)
+        if bind in _VERIFIED_BUT:
+            return AuthOutcome(_VERIFIED_BUT[bind], True, user_id, source_id, dn)
+        if bind is not BindResult.OK:
+            return AuthOutcome(_ACCOUNT_REFUSALS[bind], False, user_id, source_id, dn)
+        if user is None:
+            # The directory took the password, but the user has no record: the read found the
+            # user disabled or expired (not added), or could not be made at all.
+            if jit.sync is not None and jit.sync.not_synchronized_reason:
+                reason = (
+                    AuthReason.ACCOUNT_EXPIRED
+                    if "expired" in jit.sync.not_synchronized_reason
+                    else AuthReason.ACCOUNT_DISABLED
+                )
+                return AuthOutcome(reason, True, None, source_id, dn)
+            return AuthOutcome(AuthReason.DIRECTORY_UNAVAILABLE, True, None, source_id, dn)
+        return self._record_verdict(user, source_id)
+
+    @staticmethod
+    def _record_verdict(user: CachedUser, source_id: str) -> AuthOutcome:
+        state = user.state
+        if state.active:
+            return AuthOutcome(AuthReason.SUCCESS, True, user.id, source_id, user.dn)
+        if state.pending_deletion and state.disabled_by is not DisabledBy.ADMIN:
+            reason = AuthReason.PENDING_DELETION
+        else:
+            assert state.reason is not None
+            reason = _REASON_FOR_RECORD[state.reason]
+        return AuthOutcome(reason, True, user.id, source_id, user.dn)
+
+    # -- users with a password in the store (scim, local) --------------------------------------
+
+    def _stored_password_bind(self, subject: Subject, password: str) -> AuthOutcome:
+        cached = lookup(self._store, subject)
+        stored = cached.password_hash if cached else None
+        if cached is None or stored is None:
+            verify_secret(self._decoy_hash, password)
+            return _REFUSED
+        if not verify_secret(stored, password):
+            return AuthOutcome(AuthReason.INVALID_CREDENTIALS, source_id=subject.source.id)
+        dn = member_dn(cached.user_name, subject.source.id, self._config.ldap.suffix)
+        verdict = self._record_verdict(cached, subject.source.id)
+        return AuthOutcome(verdict.reason, True, cached.id, subject.source.id, dn)

@@ -1,0 +1,295 @@
+"""Just-in-time sync (SPEC §5.1): an authentication attempt re-reads that one user upstream.
+
+- At most one read per user per window (`sync.jit_interval_seconds`, from the last successful
+  sync of any kind). The window is claimed with one atomic conditional UPDATE in the store, so
+  it holds across threads and across gateway processes sharing PostgreSQL; concurrent attempts
+  that lose the claim wait for the winner's result instead of reading again.
+- A read that fails, or passes `sync.jit_deadline_seconds`, changes nothing: the claim is
+  given back so the next attempt retries at once, and the caller decides from the cached record.
+- A name with no record yet has its window in `sync_claims`: the first binds of a new user
+  cause one read, and a name the directory does not know is looked up once per window.
+"""
+
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Protocol
+
+from gateway.config import AdSource, LdapSource, SyncConfig
+from gateway.directory import BindResult, DirectoryEntry, NameKind, to_source_user
+from gateway.engine.plan import Outcome
+from gateway.engine.status import RecordState
+from gateway.engine.types import DisabledBy, Trigger
+from gateway.errors import UpstreamError
+from gateway.records import state_of
+from gateway.resolve import Subject
+from gateway.users import SyncResult, UserService
+from store import users as queries
+from store.db import Store
+from store.models import User
+
+log = logging.getLogger(__name__)
+
+# How often a losing attempt looks whether the winner's read has finished.
+_POLL_SECONDS = 0.02
+
+
+class UserDirectory(Protocol):
+    """What JIT sync and authentication need from a directory connector."""
+
+    def find_user(self, kind: NameKind, value: str) -> DirectoryEntry | None: ...
+
+    def read_user(self, external_id: str) -> DirectoryEntry | None: ...
+
+    def verify_password(self, dn: str, password: str) -> BindResult: ...
+
+
+@dataclass(frozen=True)
+class CachedUser:
+    """What the store knows of a user, as authentication needs it."""
+
+    id: str
+    source_id: str
+    external_id: str
+    user_name: str
+    dn: str | None
+    state: RecordState
+    last_sync_at: datetime | None
+    password_hash: str | None
+
+    @classmethod
+    def of(cls, user: User) -> "CachedUser":
+        return cls(
+            user.id,
+            user.source_id,
+            user.external_id,
+            user.user_name,
+            user.dn,
+            state_of(user),
+            user.last_sync_at,
+            user.password_hash,
+        )
+
+
+class Freshness(StrEnum):
+    #: This attempt read the user upstream and applied the result.
+    READ = "read"
+    #: Another attempt read the user while this one waited; its result is in the store.
+    SHARED = "shared"
+    #: Synced within the window: no read.
+    THROTTLED = "throttled"
+    #: The read failed or passed the deadline: the cached record decides.
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class JitResult:
+    freshness: Freshness
+    #: The record after the sync (or as cached); None when the store has no record.
+    user: CachedUser | None
+    #: The directory's entry when this attempt read it (its DN is the one to bind with).
+    entry: DirectoryEntry | None = None
+    #: The sync's outcome when this attempt read the user.
+    sync: SyncResult | None = None
+
+
+def lookup(store: Store, subject: Subject) -> CachedUser | None:
+    """The stored record a bind name designates in its source, if any."""
+    source_id = subject.source.id
+    key = subject.key.partition(":")[2]
+    with store.reading() as session:
+        if subject.kind is NameKind.DN:
+            user = queries.find_by_dn_key(session, source_id, key)
+        elif subject.kind is NameKind.UPN:
+            user = queries.find_by_upn_key(session, source_id, key)
+        elif subject.kind is NameKind.DOWNLEVEL:
+            user = queries.find_by_user_name_key(session, source_id, key.partition("\\")[2])
+        else:
+            user = queries.find_by_user_name_key(session, source_id, key)
+        return CachedUser.of(user) if user else None
+
+
+def _reload(store: Store, user_id: str) -> CachedUser | None:
+    with store.reading() as session:
+        user = queries.get_user(session, user_id)
+        return CachedUser.of(user) if user else None
+
+
+class JitSync:
+    """Runs the JIT sync of one bind attempt. Blocking; call from a worker thread."""
+
+    def __init__(
+        self,
+        store: Store,
+        users: UserService,
+        settings: SyncConfig,
+        executor: Executor,
+        *,
+        clock: Callable[[], datetime],
+        on_read: Callable[[str, bool, float], None] | None = None,
+    ) -> None:
+        self._store = store
+        self._users = users
+        self._settings = settings
+        self._executor = executor
+        self._clock = clock
+        # Metrics hook: (source id, succeeded, seconds) for every upstream read.
+        self._on_read = on_read or (lambda _source, _ok, _seconds: None)
+
+    @property
+    def _interval(self) -> timedelta:
+        return timedelta(seconds=self._settings.jit_interval_seconds)
+
+    @property
+    def _deadline(self) -> float:
+        return float(self._settings.jit_deadline_seconds)
+
+    def _claim_until(self, now: datetime) -> datetime:
+        # Longer than the deadline, so a claim only outlives its reader when the reader died.
+        return now + timedelta(seconds=2 * self._deadline + 1)
+
+    def sync(
+        self, subject: Subject, directory: UserDirectory, cached: CachedUser | None
+    ) -> JitResult:
+        """Sync the user a bind name designates, unless the window says not to."""
+        if cached is not None:
+            return self._sync_known(subject, directory, cached)
+        return self._sync_new(subject, directory)
+
+    def _due(self, cached: CachedUser, now: datetime) -> bool:
+        if cached.state.disabled_by is DisabledBy.CLEANUP:
+            # SPEC §4.2, last row: only an authentication attempt revives a never-used user,
+            # so such an attempt always reads, whatever the window says.
+            return True
+        return cached.last_sync_at is None or cached.last_sync_at <= now - self._interval
+
+    def _sync_known(
+        self, subject: Subject, directory: UserDirectory, cached: CachedUser
+    ) -> JitResult:
+        now = self._clock()
+        if not self._due(cached, now):
+            return JitResult(Freshness.THROTTLED, cached)
+        # A never-used record is due whatever its last sync (see `_due`).
+        never_used = cached.state.disabled_by is DisabledBy.CLEANUP
+        synced_before = now + timedelta(seconds=1) if never_used else now - self._interval
+        with self._store.writing() as session:
+            claimed = queries.claim_sync_window(
+                session,
+                cached.id,
+                now=now,
+                synced_before=synced_before,
+                until=self._claim_until(now),
+            )
+        if not claimed:
+            return self._await_other(
+                lambda s: queries.user_claim_live(s, cached.id, self._clock()),
+                lambda: _reload(self._store, cached.id),
+                cached,
+            )
+
+        entry, ok = self._read(subject, lambda: directory.read_user(cached.external_id))
+        if not ok:
+            with self._store.writing() as session:
+                queries.release_sync_claim(session, cached.id)
+            return JitResult(Freshness.FAILED, cached)
+        source = _directory_source(subject)
+        if entry is None:
+            result = self._users.apply_missing(source.id, cached.external_id, Trigger.JIT)
+        else:
+            report = to_source_user(entry, source, self._clock())
+            result = self._users.apply_report(source.id, report, Trigger.JIT)
+        return JitResult(Freshness.READ, _reload(self._store, cached.id), entry, result)
+
+    def _sync_new(self, subject: Subject, directory: UserDirectory) -> JitResult:
+        source = _directory_source(subject)
+        now = self._clock()
+        with self._store.writing() as session:
+            claimed = queries.claim_name_window(
+                session,
+                source.id,
+                subject.key,
+                now=now,
+                read_before=now - self._interval,
+                until=self._claim_until(now),
+            )
+        if not claimed:
+            with self._store.reading() as session:
+                live = queries.name_claim_live(session, source.id, subject.key, now)
+            if not live:
+                # Read within the window: by a concurrent attempt that may just have added the
+                # user, or earlier and not added (unknown, or disabled upstream).
+                user = lookup(self._store, subject)
+                return JitResult(Freshness.SHARED if user else Freshness.THROTTLED, user)
+            return self._await_other(
+                lambda s: queries.name_claim_live(s, source.id, subject.key, self._clock()),
+                lambda: lookup(self._store, subject),
+                None,
+            )
+
+        entry, ok = self._read(subject, lambda: directory.find_user(subject.kind, subject.value))
+        if not ok:
+            with self._store.writing() as session:
+                queries.release_name_claim(session, source.id, subject.key)
+            return JitResult(Freshness.FAILED, None)
+        result = None
+        user = None
+        if entry is not None:
+            report = to_source_user(entry, source, self._clock())
+            result = self._users.apply_report(source.id, report, Trigger.JIT)
+            if result.user_id is not None:
+                user = _reload(self._store, result.user_id)
+        with self._store.writing() as session:
+            queries.finish_name_read(session, source.id, subject.key, self._clock())
+        if result is not None and result.outcome is Outcome.NOT_SYNCHRONIZED:
+            log.info("jit: %s not added (%s)", source.id, result.not_synchronized_reason)
+        return JitResult(Freshness.READ, user, entry, result)
+
+    def _read(
+        self, subject: Subject, read: Callable[[], DirectoryEntry | None]
+    ) -> tuple[DirectoryEntry | None, bool]:
+        """Run one upstream read under the deadline. Returns (entry, succeeded)."""
+        started = time.monotonic()
+        future: Future[DirectoryEntry | None] = self._executor.submit(read)
+        try:
+            entry = future.result(timeout=self._deadline)
+        except FutureTimeout:
+            # The late answer is dropped when it comes; the next attempt reads again.
+            future.cancel()
+            log.warning("jit: read for source %s passed its deadline", subject.source.id)
+            self._on_read(subject.source.id, False, time.monotonic() - started)
+            return None, False
+        except UpstreamError as exc:
+            log.warning("jit: read for source %s failed: %s", subject.source.id, exc)
+            self._on_read(subject.source.id, False, time.monotonic() - started)
+            return None, False
+        self._on_read(subject.source.id, True, time.monotonic() - started)
+        return entry, True
+
+    def _await_other(
+        self,
+        live: Callable[..., bool],
+        reload: Callable[[], CachedUser | None],
+        cached: CachedUser | None,
+    ) -> JitResult:
+        """Another attempt holds the claim: wait (up to the deadline) for its result."""
+        give_up = time.monotonic() + self._deadline
+        while time.monotonic() < give_up:
+            with self._store.reading() as session:
+                done = not live(session)
+            # Reload outside the polling session: holding two connections per waiting thread
+            # would let a burst of binds exhaust the pool.
+            if done:
+                return JitResult(Freshness.SHARED, reload())
+            time.sleep(_POLL_SECONDS)
+        return JitResult(Freshness.FAILED, cached)
+
+
+def _directory_source(subject: Subject) -> LdapSource | AdSource:
+    source = subject.source
+    assert isinstance(source, LdapSource | AdSource), "JIT sync is for directory sources"
+    return source

@@ -1,0 +1,101 @@
+"""Which source a bind name belongs to, and in which form to look it up (SPEC §6).
+
+A client may bind as a DN, a bare login name, `user@domain` (UPN) or `DOMAIN\\user`. This
+module only routes: it never builds a DN from the client's text. The directory connector then
+resolves the name by an escaped search and binds with the DN that search returned.
+"""
+
+from dataclasses import dataclass
+
+from gateway.config import AdSource, Config, LdapSource, SourceConfig
+from gateway.directory import NameKind
+from gateway.errors import InvalidInput
+from gateway.names import dn_key, name_key
+
+
+@dataclass(frozen=True)
+class Subject:
+    """One place to look a bind name up: a source, the form of the name, the name itself."""
+
+    source: SourceConfig
+    kind: NameKind
+    value: str
+
+    @property
+    def key(self) -> str:
+        """The name's comparison key within its source (for the store and the JIT window)."""
+        if self.kind is NameKind.DN:
+            return f"dn:{dn_key(self.value)}"
+        return f"{self.kind.value}:{name_key(self.value)}"
+
+
+def _under(dn: str, root: str) -> bool:
+    return dn == root or dn.endswith("," + root)
+
+
+def _looks_like_dn(name: str) -> bool:
+    # A login name has no '='; a DN always has one per RDN (RFC 4514 §3).
+    if "=" not in name:
+        return False
+    try:
+        dn_key(name)
+    except InvalidInput:
+        return False
+    return True
+
+
+def subjects(name: str, config: Config) -> list[Subject]:
+    """Where to look a bind name up, in order; empty when no source can hold it.
+
+    - a DN: the directory source whose roots contain it; a SCIM or local user's DN
+      `uid=<userName>,ou=<source id>,<ldap.suffix>` (SPEC §6 naming contexts);
+    - `DOMAIN\\user`: the AD source with that NetBIOS domain;
+    - `user@domain`: the AD source with that UPN suffix, else the bare-name sources with the
+      whole text as login name (many LDAP directories use mail-like uids);
+    - anything else: the bare-name sources (`ldap.default_sources`, or all in file order).
+    """
+    name = name.strip()
+    if not name:
+        return []
+    if _looks_like_dn(name):
+        return _dn_subjects(name, config)
+    enabled = [s for s in config.sources if s.enabled]
+    if "\\" in name:
+        domain, _, user = name.partition("\\")
+        return [
+            Subject(s, NameKind.DOWNLEVEL, name)
+            for s in enabled
+            if isinstance(s, AdSource)
+            and s.netbios_domain
+            and s.netbios_domain.casefold() == domain.casefold()
+            and user
+        ]
+    if "@" in name:
+        domain = name.rpartition("@")[2].casefold()
+        by_suffix = [
+            Subject(s, NameKind.UPN, name)
+            for s in enabled
+            if isinstance(s, AdSource) and domain in (x.casefold() for x in s.upn_suffixes)
+        ]
+        if by_suffix:
+            return by_suffix
+    return [Subject(s, NameKind.LOGIN, name) for s in config.bare_login_sources()]
+
+
+def _dn_subjects(name: str, config: Config) -> list[Subject]:
+    key = dn_key(name)
+    found: list[Subject] = []
+    for source in config.sources:
+        if not source.enabled:
+            continue
+        if isinstance(source, LdapSource | AdSource):
+            if any(_under(key, dn_key(root)) for root in source.roots):
+                found.append(Subject(source, NameKind.DN, name))
+            continue
+        # SCIM and local users are served as uid=<userName>,ou=<source id>,<suffix>.
+        container = dn_key(f"ou={source.id},{config.ldap.suffix}")
+        rdn, _, parent = key.partition(",")
+        attribute, _, value = rdn.partition("=")
+        if parent == container and attribute == "uid" and value and "+" not in rdn:
+            found.append(Subject(source, NameKind.LOGIN, value))
+    return found

@@ -1,0 +1,397 @@
+"""Authentication and JIT sync over the real store (SQLite and PostgreSQL), with a scripted
+directory that counts every read and bind. The real-slapd scenarios are in test_auth_slapd.py.
+"""
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from gateway.auth import Authenticator, AuthReason
+from gateway.config import parse_config
+from gateway.directory import BindResult, DirectoryEntry, NameKind
+from gateway.engine import status as rules
+from gateway.engine.types import Role, Status
+from gateway.errors import UpstreamUnavailable
+from gateway.failures import FailureLimiter
+from gateway.jit import JitSync
+from gateway.lastauth import LastAuthRecorder
+from gateway.records import state_of
+from gateway.secrets import hash_secret
+from gateway.users import Actor, UserService
+from store import users as queries
+
+PEOPLE = "ou=people,dc=example,dc=org"
+SUPER = Actor("ops", Role.SUPER_ADMIN)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kwargs: float) -> None:
+        self.now += timedelta(**kwargs)
+
+
+class ScriptedDirectory:
+    """A directory whose users, passwords and faults a test sets; it counts what it is asked."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, DirectoryEntry] = {}
+        self.passwords: dict[str, str] = {}
+        self.must_change: set[str] = set()
+        self.reads = 0
+        self.binds: list[str] = []
+        self.fail_reads = False
+        self.read_delay = 0.0
+        self.unavailable = False
+        self._lock = threading.Lock()
+
+    def add(self, uid: str, password: str, **attributes: str) -> DirectoryEntry:
+        dn = f"uid={uid},{PEOPLE}"
+        attrs = {"uid": (uid,), "cn": (uid.title(),), "entryuuid": (f"uuid-{uid}",)}
+        attrs.update({k.lower(): (v,) for k, v in attributes.items()})
+        entry = DirectoryEntry(dn=dn, external_id=f"uuid-{uid}", attributes=attrs)
+        self.entries[entry.external_id] = entry
+        self.passwords[dn.lower()] = password
+        return entry
+
+    def change(self, uid: str, **attributes: str | None) -> None:
+        entry = self.entries[f"uuid-{uid}"]
+        attrs = dict(entry.attributes)
+        for name, value in attributes.items():
+            if value is None:
+                attrs.pop(name.lower(), None)
+            else:
+                attrs[name.lower()] = (value,)
+        self.entries[entry.external_id] = replace(entry, attributes=attrs)
+
+    def _read(self) -> None:
+        with self._lock:
+            self.reads += 1
+        if self.read_delay:
+            time.sleep(self.read_delay)
+        if self.fail_reads:
+            raise UpstreamUnavailable("no directory server reachable for source corp")
+
+    def find_user(self, kind: NameKind, value: str) -> DirectoryEntry | None:
+        self._read()
+        for entry in self.entries.values():
+            if kind is NameKind.LOGIN and entry.attributes["uid"][0].lower() == value.lower():
+                return entry
+            if kind is NameKind.DN and entry.dn.lower() == value.lower().replace(" ", ""):
+                return entry
+        return None
+
+    def read_user(self, external_id: str) -> DirectoryEntry | None:
+        self._read()
+        return self.entries.get(external_id)
+
+    def verify_password(self, dn: str, password: str) -> BindResult:
+        assert password, "an empty password reached the directory"
+        with self._lock:
+            self.binds.append(dn)
+        if self.unavailable:
+            raise UpstreamUnavailable("no directory server reachable for source corp")
+        known = {e.dn.lower() for e in self.entries.values()}
+        if dn.lower() not in known or self.passwords.get(dn.lower()) != password:
+            return BindResult.INVALID_CREDENTIALS
+        if dn.lower() in self.must_change:
+            return BindResult.MUST_CHANGE_PASSWORD
+        if "pwdaccountlockedtime" in self.entries[self._id(dn)].attributes:
+            return BindResult.INVALID_CREDENTIALS  # as ppolicy answers a locked account
+        return BindResult.OK
+
+    def _id(self, dn: str) -> str:
+        return next(e.external_id for e in self.entries.values() if e.dn.lower() == dn.lower())
+
+
+CONFIG = {
+    "ldap": {"default_sources": ["corp", "hr"]},
+    "sync": {"failed_auth_limit": 3, "jit_deadline_seconds": 0.5},
+    "sources": [
+        {
+            "id": "corp",
+            "kind": "ldap",
+            "urls": ["ldap://127.0.0.1:1"],
+            "bind_dn": "cn=idgate,ou=services,dc=example,dc=org",
+            "bind_password": "x",
+            "roots": [PEOPLE],
+            "attributes": {"sms_phone": "mobile"},
+            "status": {
+                "disabled_attribute": "pwdAccountLockedTime",
+                "expiration_attribute": "shadowExpire",
+                "expiration_format": "days",
+            },
+        },
+        {"id": "hr", "kind": "scim", "token_hash": hash_secret("hr-token")},
+    ],
+}
+
+
+class Gateway:
+    def __init__(self, store, clock: Clock, directory: ScriptedDirectory) -> None:
+        self.config = parse_config(CONFIG, {})
+        self.store, self.clock, self.directory = store, clock, directory
+        with store.writing() as session:
+            queries.ensure_sources(session, [("corp", "ldap"), ("hr", "scim")], clock())
+        self.users = UserService(store, clock=clock)
+        self.pool = ThreadPoolExecutor(16)
+        self.jit = JitSync(store, self.users, self.config.sync, self.pool, clock=clock)
+        self.recorder = LastAuthRecorder(store, interval_seconds=3600)
+        self.limiter = FailureLimiter(3, 300)
+        self.auth = Authenticator(
+            self.config,
+            store,
+            self.jit,
+            {"corp": directory},
+            self.pool,
+            self.limiter,
+            self.recorder,
+            clock=clock,
+        )
+
+    def record(self, uid: str):
+        with self.store.reading() as session:
+            user = queries.find_by_user_name_key(session, "corp", uid)
+            assert user is not None, f"{uid} has no record"
+            user.phones  # noqa: B018 - loaded while the session is open
+            return user
+
+    def close(self) -> None:
+        self.recorder.close()
+        self.pool.shutdown()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def directory() -> ScriptedDirectory:
+    d = ScriptedDirectory()
+    d.add("alice", "alice-pw", mobile="+1 555-0100")
+    d.add("dave", "dave-pw")
+    return d
+
+
+@pytest.fixture
+def gw(store, clock, directory):
+    gateway = Gateway(store, clock, directory)
+    yield gateway
+    gateway.close()
+
+
+def test_empty_password_is_refused_without_reaching_the_directory(gw, directory):
+    outcome = gw.auth.authenticate("alice", "")
+    assert outcome.reason is AuthReason.INVALID_CREDENTIALS
+    assert (directory.reads, directory.binds) == (0, [])
+
+
+def test_first_bind_adds_the_user_and_succeeds(gw, directory):
+    outcome = gw.auth.authenticate("ALICE", "alice-pw")
+    assert outcome.ok and outcome.password_verified
+    assert outcome.dn == f"uid=alice,{PEOPLE}"
+    record = gw.record("alice")
+    assert record.status == "active"
+    assert [p.number for p in record.phones] == ["+1 555-0100"]
+    assert directory.reads == 1
+
+
+def test_last_auth_is_written_in_batches_not_per_bind(gw, store):
+    gw.auth.authenticate("alice", "alice-pw")
+    assert gw.record("alice").last_auth_at is None  # nothing committed on the bind itself
+    assert gw.recorder.flush() == 1
+    assert gw.record("alice").last_auth_at == gw.clock.now
+
+
+def test_unknown_user_and_wrong_password_look_the_same(gw, directory):
+    gw.auth.authenticate("alice", "alice-pw")  # alice has a record, synced just now
+    directory.binds.clear()
+    reads = directory.reads
+    wrong = gw.auth.authenticate("alice", "nope")
+    unknown = gw.auth.authenticate("mallory", "nope")
+    assert wrong == replace(unknown, user_id=wrong.user_id, source_id=wrong.source_id, dn=wrong.dn)
+    assert wrong.reason is AuthReason.INVALID_CREDENTIALS and not wrong.password_verified
+    # Both cost one bind upstream; the unknown name's bind goes to a DN no entry can have.
+    assert len(directory.binds) == 2
+    assert directory.binds[1].startswith("cn=idgate-no-such-user,")
+    # A second try of the unknown name within the window does not search again.
+    gw.auth.authenticate("mallory", "nope2")
+    assert directory.reads == reads + 1
+
+
+def test_inside_the_window_no_read_after_it_one_read(gw, directory, clock):
+    gw.auth.authenticate("alice", "alice-pw")
+    clock.advance(seconds=299)
+    assert gw.auth.authenticate("alice", "alice-pw").ok
+    assert directory.reads == 1
+    clock.advance(seconds=2)
+    assert gw.auth.authenticate("alice", "alice-pw").ok
+    assert directory.reads == 2
+
+
+def test_disabled_upstream_is_disabled_by_this_very_sync(gw, directory, clock):
+    gw.auth.authenticate("alice", "alice-pw")
+    clock.advance(seconds=301)
+    directory.change("alice", pwdAccountLockedTime="000001010000Z")
+    outcome = gw.auth.authenticate("alice", "alice-pw")
+    assert outcome.reason is AuthReason.INVALID_CREDENTIALS  # the directory refused the bind
+    record = gw.record("alice")
+    assert (record.status, record.reason) == ("disabled", "source_disabled")
+
+
+def test_expired_upstream_is_refused_with_the_reason_after_the_password_checks(
+    gw, directory, clock
+):
+    gw.auth.authenticate("alice", "alice-pw")
+    clock.advance(seconds=301)
+    directory.change("alice", shadowExpire="1")  # slapd does not enforce it; idgate must
+    outcome = gw.auth.authenticate("alice", "alice-pw")
+    assert outcome.reason is AuthReason.ACCOUNT_EXPIRED and outcome.password_verified
+    assert gw.record("alice").reason == "source_expired"
+
+
+def test_deleted_upstream_is_missing(gw, directory, clock):
+    gw.auth.authenticate("alice", "alice-pw")
+    clock.advance(seconds=301)
+    del directory.entries["uuid-alice"]
+    outcome = gw.auth.authenticate("alice", "alice-pw")
+    assert outcome.reason is AuthReason.INVALID_CREDENTIALS  # the entry is gone: bind fails
+    assert (gw.record("alice").status, gw.record("alice").reason) == ("disabled", "missing")
+
+
+def test_disabled_new_user_is_not_added_and_refused(gw, directory):
+    directory.add("bob", "bob-pw", pwdAccountLockedTime="000001010000Z")
+    assert gw.auth.authenticate("bob", "bob-pw").reason is AuthReason.INVALID_CREDENTIALS
+    with gw.store.reading() as session:
+        assert queries.find_by_user_name_key(session, "corp", "bob") is None
+
+
+def test_must_change_password_is_not_a_success(gw, directory):
+    directory.must_change.add(f"uid=dave,{PEOPLE}")
+    outcome = gw.auth.authenticate("dave", "dave-pw")
+    assert outcome.reason is AuthReason.PASSWORD_MUST_CHANGE and outcome.password_verified
+
+
+def test_failed_read_decides_from_cache_and_the_next_attempt_retries(gw, directory, clock):
+    gw.auth.authenticate("alice", "alice-pw")
+    clock.advance(seconds=301)
+    directory.fail_reads = True
+    assert gw.auth.authenticate("alice", "alice-pw").ok  # cached record: active
+    directory.fail_reads = False
+    reads = directory.reads
+    assert gw.auth.authenticate("alice", "alice-pw").ok
+    assert directory.reads == reads + 1  # retried at once, no window started by the failure
+
+
+def test_read_past_the_deadline_decides_from_cache_and_counts_failed(gw, directory, clock):
+    gw.auth.authenticate("alice", "alice-pw")
+    synced = gw.record("alice").last_sync_at
+    clock.advance(seconds=301)
+    directory.change("alice", shadowExpire="1")  # what the late read would find
+    directory.read_delay = 1.0  # the deadline is 0.5 s
+    started = time.monotonic()
+    outcome = gw.auth.authenticate("alice", "alice-pw")
+    assert time.monotonic() - started < 0.95
+    assert outcome.ok  # decided from the cached record, which says active
+    time.sleep(0.7)  # the late answer arrives now, and must be dropped
+    record = gw.record("alice")
+    assert (record.status, record.last_sync_at) == ("active", synced)
+    assert record.sync_claim_until is None  # the next attempt may read at once
+    directory.read_delay = 0
+    assert gw.auth.authenticate("alice", "alice-pw").reason is AuthReason.ACCOUNT_EXPIRED
+
+
+def test_directory_unavailable_is_its_own_reason_and_not_a_failure(gw, directory):
+    gw.auth.authenticate("alice", "alice-pw")
+    directory.unavailable = True
+    for _ in range(5):
+        assert gw.auth.authenticate("alice", "alice-pw").reason is AuthReason.DIRECTORY_UNAVAILABLE
+    directory.unavailable = False
+    assert gw.auth.authenticate("alice", "alice-pw").ok  # never rate-limited by outages
+
+
+def test_repeated_failures_are_refused_before_the_directory(gw, directory):
+    for _ in range(3):
+        gw.auth.authenticate("alice", "wrong")
+    binds = len(directory.binds)
+    assert gw.auth.authenticate("alice", "alice-pw").reason is AuthReason.RATE_LIMITED
+    assert gw.auth.authenticate("ALICE", "wrong").reason is AuthReason.RATE_LIMITED
+    assert len(directory.binds) == binds
+
+
+def test_renamed_upstream_binds_with_the_new_dn(gw, directory, clock):
+    gw.auth.authenticate("alice", "alice-pw")
+    clock.advance(seconds=301)
+    entry = directory.entries["uuid-alice"]
+    moved = replace(entry, dn=f"uid=alice,ou=staff,{PEOPLE}")
+    directory.entries["uuid-alice"] = moved
+    directory.passwords[moved.dn.lower()] = "alice-pw"
+    outcome = gw.auth.authenticate("alice", "alice-pw")
+    assert outcome.ok
+    assert gw.record("alice").dn == moved.dn
+
+
+def test_admin_disabled_user_is_refused_after_the_password(gw):
+    gw.auth.authenticate("alice", "alice-pw")
+    gw.users.disable(SUPER, gw.record("alice").id)
+    outcome = gw.auth.authenticate("alice", "alice-pw")
+    assert outcome.reason is AuthReason.ACCOUNT_DISABLED and outcome.password_verified
+
+
+def test_never_used_pending_user_is_revived_by_authenticating_inside_the_window(gw, store):
+    gw.auth.authenticate("alice", "alice-pw")
+    user = gw.record("alice")
+    with store.writing() as session:
+        row = queries.get_user(session, user.id)
+        marked = rules.mark_never_used(state_of(row), gw.clock())
+        row.status, row.disabled_by, row.reason = "disabled", "cleanup", "never_used"
+        row.pending_deletion_since = marked.pending_deletion_since
+    assert gw.auth.authenticate("alice", "alice-pw").ok
+    assert gw.record("alice").status == Status.ACTIVE.value
+
+
+def test_scim_user_with_a_password_binds_by_name_and_dn(gw):
+    from gateway.engine.plan import SourceUser
+    from gateway.engine.types import SourceStatus, Trigger
+
+    gw.users.apply_report(
+        "hr",
+        SourceUser("scim-1", "Zed", SourceStatus.ENABLED, password_hash=hash_secret("zed-pw")),
+        Trigger.PROVISIONING,
+    )
+    assert gw.auth.authenticate("zed", "zed-pw").ok
+    by_dn = gw.auth.authenticate("uid=Zed,ou=hr,dc=idgate", "zed-pw")
+    assert by_dn.ok and by_dn.dn == "uid=Zed,ou=hr,dc=idgate"
+    assert gw.auth.authenticate("zed", "wrong").reason is AuthReason.INVALID_CREDENTIALS
+
+
+@pytest.mark.parametrize("known", [True, False], ids=["known-user", "new-user"])
+def test_concurrent_binds_cause_exactly_one_read(gw, directory, clock, known):
+    if known:
+        gw.auth.authenticate("alice", "alice-pw")
+        clock.advance(seconds=301)
+    directory.read_delay = 0.1
+    reads = directory.reads
+    barrier = threading.Barrier(40)
+    outcomes = []
+
+    def bind() -> None:
+        barrier.wait()
+        outcomes.append(gw.auth.authenticate("alice", "alice-pw"))
+
+    threads = [threading.Thread(target=bind) for _ in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert directory.reads == reads + 1
+    assert all(o.ok for o in outcomes), {o.reason for o in outcomes}
