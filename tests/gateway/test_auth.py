@@ -6,7 +6,6 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -23,20 +22,10 @@ from gateway.records import state_of
 from gateway.secrets import hash_secret
 from gateway.users import Actor, UserService
 from store import users as queries
+from tests.clock import Clock
 
 PEOPLE = "ou=people,dc=example,dc=org"
 SUPER = Actor("ops", Role.SUPER_ADMIN)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **kwargs: float) -> None:
-        self.now += timedelta(**kwargs)
 
 
 class ScriptedDirectory:

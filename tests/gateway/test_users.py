@@ -1,7 +1,7 @@
 """The user service against a real store: SQLite and PostgreSQL (the `store` fixture)."""
 
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
@@ -13,20 +13,10 @@ from gateway.errors import EnableRefused, InvalidInput, NotFound, PermissionDeni
 from gateway.users import SYSTEM, Actor, UserNameTaken, UserService
 from store import users as queries
 from store.models import AuditEvent, User
+from tests.clock import Clock
 
 SUPER = Actor("ops", Role.SUPER_ADMIN)
 HELP = Actor("desk", Role.HELP_DESK)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **kwargs: float) -> None:
-        self.now += timedelta(**kwargs)
 
 
 @pytest.fixture
