@@ -75,7 +75,10 @@ def build(config: Config, *, migrate: bool = False) -> Runtime:
             session, [(s.id, s.kind) for s in config.sources], datetime.now(UTC)
         )
     users = UserService(store, clock=utcnow)
-    directories = {source.id: Directory(source) for source in config.directory_sources()}
+    directories = {
+        source.id: Directory(source, failover_cooldown_seconds=source.failover_cooldown_seconds)
+        for source in config.directory_sources()
+    }
     # Upstream reads and binds: bounded, so a slow directory cannot take every thread.
     workers = max(4, sum(2 * s.pool_size for s in config.directory_sources()))
     upstream_pool = ThreadPoolExecutor(workers, thread_name_prefix="idgate-upstream")

@@ -61,6 +61,7 @@ class _DirectorySource(_SourceBase):
     allow_password_change: bool = False
     connect_timeout_seconds: Number = Field(default=5.0, gt=0, le=60, allow_inf_nan=False)
     operation_timeout_seconds: Number = Field(default=10.0, gt=0, le=600, allow_inf_nan=False)
+    failover_cooldown_seconds: Number = Field(default=30.0, ge=0, le=3600, allow_inf_nan=False)
     page_size: Integer = Field(default=500, ge=1, le=5000)
     pool_size: Integer = Field(default=4, ge=1, le=64)
     # Always filled by _attribute_defaults (user_name from login_attribute, kind defaults);
