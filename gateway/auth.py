@@ -115,29 +115,14 @@ class Authenticator:
         """Authenticate a simple bind.
 
         An empty password is an unauthenticated bind (RFC 4513 §5.1.2): refused here and never
-        forwarded upstream. A name over its failure limit is refused without asking anyone.
+        forwarded upstream.
         """
         if not password:
             return _REFUSED
-        if self._limiter.blocked(name):
-            return AuthOutcome(AuthReason.RATE_LIMITED)
-        outcome = self._authenticate(name, password)
-        if outcome.ok:
-            self._limiter.succeeded(name)
-            assert outcome.user_id is not None
-            self._recorder.record(outcome.user_id, self._clock())
-        elif outcome.reason is not AuthReason.DIRECTORY_UNAVAILABLE:
-            self._limiter.failed(name)
-        return outcome
-
-    def _authenticate(self, name: str, password: str) -> AuthOutcome:
         candidates = subjects(name, self._config)
         last = _REFUSED
         for subject in candidates:
-            if isinstance(subject.source, LdapSource | AdSource):
-                outcome = self._directory_bind(subject, password)
-            else:
-                outcome = self._stored_password_bind(subject, password)
+            outcome = self._attempt(subject, password)
             if outcome.reason is not AuthReason.INVALID_CREDENTIALS or outcome.user_id:
                 return outcome
             last = outcome
@@ -146,33 +131,61 @@ class Authenticator:
             verify_secret(self._decoy_hash, password)
         return last
 
+    def _attempt(self, subject: Subject, password: str) -> AuthOutcome:
+        """One source's answer, behind that user's failure limit (SPEC §6).
+
+        The limit counts failures per user, whatever form of the name the client used (a DN,
+        a UPN and DOMAIN\\user all reach one AD account and its lockout counter); a name with
+        no record yet is counted by name until the first sync gives it one.
+        """
+        cached = lookup(self._store, subject)
+        key = cached.id if cached else f"{subject.source.id}/{subject.key}"
+        if self._limiter.blocked(key):
+            return AuthOutcome(AuthReason.RATE_LIMITED, source_id=subject.source.id)
+        if isinstance(subject.source, LdapSource | AdSource):
+            outcome = self._directory_bind(subject, password, cached)
+        else:
+            outcome = self._stored_password_bind(subject, password, cached)
+        if outcome.ok:
+            assert outcome.user_id is not None
+            self._limiter.succeeded(key)
+            self._recorder.record(outcome.user_id, self._clock())
+        elif outcome.reason is not AuthReason.DIRECTORY_UNAVAILABLE:
+            self._limiter.failed(key)
+            if outcome.user_id and outcome.user_id != key:
+                self._limiter.failed(outcome.user_id)
+        return outcome
+
     # -- directory users ---------------------------------------------------------------------
 
-    def _directory_bind(self, subject: Subject, password: str) -> AuthOutcome:
+    def _directory_bind(
+        self, subject: Subject, password: str, cached: CachedUser | None
+    ) -> AuthOutcome:
         directory = self._directories[subject.source.id]
-        cached = lookup(self._store, subject)
-        if cached is None or not cached.dn:
-            # The DN comes from the JIT search: the read has to come first.
-            jit = self._jit.sync(subject, directory, None)
-            user = jit.user
-            # This attempt's read gave the entry, or a concurrent attempt's read stored the user.
-            entry_dn = jit.entry.dn if jit.entry else (user.dn if user else None)
-            if entry_dn is None:
-                return self._unknown(subject, directory, password, jit)
-            bind = self._verify(directory, entry_dn, password)
-        else:
+        if cached is not None and cached.dn:
             # JIT sync and the password check run at the same time (SPEC §6). The JIT sync
             # stays in this thread: only leaf upstream calls go to the pool, so no pool task
             # ever waits for another one (which would starve a bounded pool under load).
             pending = self._executor.submit(self._verify, directory, cached.dn, password)
             jit = self._jit.sync(subject, directory, cached)
             bind = pending.result()
-            user = jit.user
-            moved = jit.entry is not None and dn_key(jit.entry.dn) != dn_key(cached.dn)
-            if bind is BindResult.INVALID_CREDENTIALS and moved and jit.entry is not None:
-                # Renamed upstream since the last sync: the cached DN no longer binds.
-                bind = self._verify(directory, jit.entry.dn, password)
-        return self._decide(subject, bind, user, jit)
+            if not (jit.freshness is Freshness.READ and jit.entry is None):
+                moved = jit.entry is not None and dn_key(jit.entry.dn) != dn_key(cached.dn)
+                if bind is BindResult.INVALID_CREDENTIALS and moved and jit.entry is not None:
+                    # Renamed upstream since the last sync: the cached DN no longer binds.
+                    bind = self._verify(directory, jit.entry.dn, password)
+                return self._decide(subject, bind, jit.user, jit)
+            # The record's entry is gone upstream (now `missing`). The name may belong to a
+            # new entry (directories recycle names): look it up by name like a new user.
+
+        # The DN comes from the JIT search: the read has to come first.
+        jit = self._jit.sync(subject, directory, None)
+        user = jit.user
+        # This attempt's read gave the entry, or a concurrent attempt's read stored the user.
+        entry_dn = jit.entry.dn if jit.entry else (user.dn if user else None)
+        if entry_dn is None:
+            return self._unknown(subject, directory, password, jit)
+        return self._decide(subject, self._verify(directory, entry_dn, password), user, jit)
 
     def _verify(self, directory: UserDirectory, dn: str, password: str) -> BindResult | None:
         """The directory's verdict on the password; None when no server answered."""
@@ -233,8 +246,9 @@ class Authenticator:
 
     # -- users with a password in the store (scim, local) --------------------------------------
 
-    def _stored_password_bind(self, subject: Subject, password: str) -> AuthOutcome:
-        cached = lookup(self._store, subject)
+    def _stored_password_bind(
+        self, subject: Subject, password: str, cached: CachedUser | None
+    ) -> AuthOutcome:
         stored = cached.password_hash if cached else None
         if cached is None or stored is None:
             verify_secret(self._decoy_hash, password)
