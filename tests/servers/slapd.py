@@ -13,17 +13,13 @@ records every operation and one signal ends it. Nothing here imports pytest.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
-import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
 import threading
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -33,6 +29,15 @@ from ldap3.core.exceptions import LDAPException
 from ldap3.utils.dn import escape_rdn, parse_dn, to_dn
 
 from tests.servers import seed
+from tests.servers.ldap_client import (
+    answers_rootdse,
+    bound,
+    check,
+    close_quietly,
+    loose_dn,
+    modify_changes,
+)
+from tests.servers.process import ServerProcess
 from tests.servers.slapd_config import (
     CONFIG_DN,
     CONFIG_PASSWORD,
@@ -63,12 +68,19 @@ class _AddressInUse(SlapdError):
     """A listener port was taken between choosing it and slapd binding it."""
 
 
-class Slapd:
+class Slapd(ServerProcess):
     """One throwaway slapd: configure with the constructor, then `start()` (or `with`).
+    `stop()` sends SIGTERM; lifecycle, logs and teardown as in `ServerProcess`.
 
     Attributes after start: `url`, `port`, `ldaps_url`/`ldaps_port` (TLS only), `ca_file`
     (TLS only), `start_seconds` (launch to ready, last start), `workdir`, `log_path`.
     """
+
+    program = "slapd"
+    _error = SlapdError
+    start_timeout = START_TIMEOUT
+    stop_timeout = STOP_TIMEOUT
+    poll_interval = 0.005
 
     def __init__(
         self,
@@ -97,6 +109,7 @@ class Slapd:
         if first_rdn[0].lower() != "dc":
             # The seed's top entry is a dcObject.
             raise SlapdError(f"invalid suffix {suffix!r}: it must start with dc=")
+        super().__init__()
         self.suffix = suffix
         self.root_dn = f"cn=admin,{suffix}"
         self.root_password = ROOT_PASSWORD
@@ -115,16 +128,12 @@ class Slapd:
         self._debug_level = debug_level
         self._base_dir = base_dir
         self._installation: Installation | None = None
-        self._workdir: Path | None = None
-        self._process: subprocess.Popen[bytes] | None = None
-        self._logs: list[Path] = []
         self._parsed: list[_LogRecord] = []
         self._parsed_offsets: dict[int, int] = {}
         self._parse_lock = threading.Lock()
         self._seeded = False
         self.port = 0
         self.ldaps_port = 0
-        self.start_seconds = 0.0
 
     # -- addresses ---------------------------------------------------------------------
 
@@ -143,27 +152,6 @@ class Slapd:
     def ca_file(self) -> Path:
         """PEM of the CA that signed the server certificate (TLS only)."""
         return self._tls().ca_file
-
-    @property
-    def workdir(self) -> Path:
-        if self._workdir is None:
-            raise SlapdError("not set up yet: call start()")
-        return self._workdir
-
-    @property
-    def log_path(self) -> Path:
-        """The log of the current (or last) run."""
-        if not self._logs:
-            raise SlapdError("never started")
-        return self._logs[-1]
-
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self.running and self._process else None
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -187,7 +175,7 @@ class Slapd:
             if first:
                 self._choose_ports()
             try:
-                self._launch()
+                self._launch(self._command(), log_dir=self.workdir)
                 break
             except _AddressInUse:
                 # Another process took the port between our probe and slapd's bind.
@@ -196,31 +184,6 @@ class Slapd:
         if not self._seeded:
             self._seed_groups()
             self._seeded = True
-
-    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
-        """Shut slapd down cleanly (SIGTERM); SIGKILL if it takes longer than `timeout`."""
-        self._signal(signal.SIGTERM, timeout)
-
-    def kill(self) -> None:
-        """End slapd at once (SIGKILL): a crashed or unplugged directory."""
-        self._signal(signal.SIGKILL, STOP_TIMEOUT)
-
-    def close(self) -> None:
-        """Kill slapd and delete its directory. The object cannot be started again."""
-        self.kill()
-        if self._workdir is not None:
-            shutil.rmtree(self._workdir, ignore_errors=True)
-
-    def __enter__(self) -> Slapd:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         where = self.url if self.port else "not started"
@@ -264,7 +227,7 @@ class Slapd:
                 object_classes.append("shadowAccount")
         with self.admin_connection() as conn:
             conn.add(dn, object_classes, attributes)
-            _check(conn, f"add {dn}")
+            check(conn, f"add {dn}", SlapdError)
         return dn
 
     def add_group(self, cn: str, members: Sequence[str], ou: str = "groups") -> str:
@@ -272,7 +235,7 @@ class Slapd:
         dn = f"cn={escape_rdn(cn)},ou={ou},{self.suffix}"
         with self.admin_connection() as conn:
             conn.add(dn, ["groupOfNames"], {"cn": cn, "member": list(members)})
-            _check(conn, f"add {dn}")
+            check(conn, f"add {dn}", SlapdError)
         return dn
 
     def modify(self, dn: str, changes: Mapping[str, Any]) -> None:
@@ -283,20 +246,20 @@ class Slapd:
         `[(ldap3.MODIFY_ADD, [values]), ...]` for anything finer.
         """
         with self.admin_connection() as conn:
-            conn.modify(dn, {name: _change(value) for name, value in changes.items()})
-            _check(conn, f"modify {dn}")
+            conn.modify(dn, modify_changes(changes))
+            check(conn, f"modify {dn}", SlapdError)
 
     def delete(self, dn: str) -> None:
         """Delete an entry (a leaf) as the rootDN."""
         with self.admin_connection() as conn:
             conn.delete(dn)
-            _check(conn, f"delete {dn}")
+            check(conn, f"delete {dn}", SlapdError)
 
     def rename(self, dn: str, new_rdn: str, new_superior: str | None = None) -> str:
         """ModifyDN as the rootDN (the old RDN value is removed); returns the new DN."""
         with self.admin_connection() as conn:
             conn.modify_dn(dn, new_rdn, delete_old_dn=True, new_superior=new_superior)
-            _check(conn, f"rename {dn}")
+            check(conn, f"rename {dn}", SlapdError)
         parent = new_superior if new_superior is not None else ",".join(to_dn(dn)[1:])
         return f"{new_rdn},{parent}"
 
@@ -324,27 +287,17 @@ class Slapd:
     def count_binds(self, dn: str | None = None) -> int:
         """How many bind requests slapd received (any outcome), optionally only those for
         `dn` (compared case- and space-insensitively; "" counts anonymous binds)."""
-        wanted = None if dn is None else _loose_dn(dn)
+        wanted = None if dn is None else loose_dn(dn)
         seen: set[tuple[int, str, str]] = set()
         for record in self._records():
             match = _BIND_REQUEST.match(record.rest) if record.kind == "BIND" else None
-            if match and (wanted is None or _loose_dn(match["dn"]) == wanted):
+            if match and (wanted is None or loose_dn(match["dn"]) == wanted):
                 seen.add((record.run, record.conn, record.op))
         return len(seen)
 
     def count_connections(self) -> int:
         """How many connections slapd accepted, over every start."""
         return sum(1 for record in self._records() if record.kind == "ACCEPT")
-
-    def log_text(self) -> str:
-        """Every run's log, oldest first."""
-        return "".join(path.read_text(errors="replace") for path in self._logs)
-
-    def log_tail(self, lines: int = 40) -> str:
-        """The last lines of the current run's log (for error messages)."""
-        if not self._logs or not self._logs[-1].exists():
-            return "(no log)"
-        return "\n".join(self._logs[-1].read_text(errors="replace").splitlines()[-lines:])
 
     # -- internals ---------------------------------------------------------------------
 
@@ -392,77 +345,34 @@ class Slapd:
         self.port = _free_port()
         self.ldaps_port = _free_port(avoid=self.port) if self.tls else 0
 
-    def _launch(self) -> None:
-        assert self._installation is not None and self._workdir is not None
+    def _command(self) -> list[str]:
+        assert self._installation is not None
         listeners = [f"ldap://127.0.0.1:{self.port}/"]
         if self.tls:
             listeners.append(f"ldaps://127.0.0.1:{self.ldaps_port}/")
-        log_path = self._workdir / f"slapd.{len(self._logs)}.log"
-        self._logs.append(log_path)
-        command = [
-            *_die_with_parent(),
+        return [
             str(self._installation.slapd),
             "-d", self._debug_level,
             "-h", " ".join(listeners),
-            "-F", str(self._workdir / "config"),
+            "-F", str(self.workdir / "config"),
         ]  # fmt: skip
-        began = time.perf_counter()
-        with log_path.open("wb") as log:
-            self._process = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                # Its own process group: teardown signals the group, and Ctrl-C in the
-                # terminal does not reach slapd before our cleanup does.
-                start_new_session=True,
-            )
-        _LIVE.add(self)
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.kill()
-            raise
-        self.start_seconds = time.perf_counter() - began
 
-    def _wait_ready(self) -> None:
-        assert self._process is not None
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            exit_code = self._process.poll()
-            if exit_code is not None:
-                tail = self.log_tail()
-                if "Address already in use" in tail:
-                    raise _AddressInUse(f"port taken:\n{tail}")
-                raise SlapdError(f"slapd exited with status {exit_code}; log tail:\n{tail}")
-            if _answers_rootdse(self.port):
-                return
-            if time.monotonic() > deadline:
-                raise SlapdError(
-                    f"slapd not ready on port {self.port} after {START_TIMEOUT:.0f} s;"
-                    f" log tail:\n{self.log_tail()}"
-                )
-            time.sleep(0.005)
+    def _ready(self) -> bool:
+        return answers_rootdse("127.0.0.1", self.port, "namingContexts")
+
+    def _location(self) -> str:
+        return f"port {self.port}"
+
+    def _exit_error(self, exit_code: int) -> Exception:
+        tail = self.log_tail()
+        if "Address already in use" in tail:
+            return _AddressInUse(f"port taken:\n{tail}")
+        return super()._exit_error(exit_code)
 
     def _seed_groups(self) -> None:
         # Over LDAP rather than slapadd: the memberof overlay only runs on live operations.
         for dn, members in self.groups.items():
             self.add_group(to_dn(dn)[0].split("=", 1)[1], members)
-
-    def _signal(self, signum: signal.Signals, timeout: float) -> None:
-        process = self._process
-        if process is None:
-            return
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signum)
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout)
-        _LIVE.discard(self)
 
     def _records(self) -> list[_LogRecord]:
         # Incremental: each call parses only what the logs gained since the last one, so
@@ -487,16 +397,8 @@ class Slapd:
     def _connection(self, user: str, password: str) -> Iterator[ldap3.Connection]:
         server = ldap3.Server("127.0.0.1", port=self._require_port(), get_info=ldap3.NONE)
         conn = ldap3.Connection(server, user=user, password=password, receive_timeout=10)
-        try:
-            try:
-                bound = conn.bind()
-            except LDAPException as exc:
-                raise SlapdError(f"bind as {user} to {self.url}: {exc}") from exc
-            if not bound:
-                raise SlapdError(f"bind as {user} failed: {conn.result['description']}")
+        with bound(conn, who=user, where=self.url, error=SlapdError, reason="description"):
             yield conn
-        finally:
-            close_quietly(conn)
 
 
 class _LogRecord(NamedTuple):
@@ -525,25 +427,6 @@ def _parse(run: int, line: str) -> _LogRecord | None:
     return None
 
 
-def _loose_dn(dn: str) -> str:
-    return re.sub(r"\s*([,=+])\s*", r"\1", dn.strip()).lower()
-
-
-def _change(value: Any) -> list[tuple[str, list[Any]]]:
-    if isinstance(value, list) and value and all(isinstance(v, tuple) for v in value):
-        return value  # already ldap3's [(MODIFY_*, [values])]
-    if value is None:
-        # Replace with no values: removes the attribute, and is no error when it is absent.
-        return [(ldap3.MODIFY_REPLACE, [])]
-    values = value if isinstance(value, list | tuple) else [value]
-    return [(ldap3.MODIFY_REPLACE, list(values))]
-
-
-def _check(conn: ldap3.Connection, what: str) -> None:
-    if conn.result["result"] != 0:
-        raise SlapdError(f"{what}: {conn.result['description']} {conn.result['message']}")
-
-
 def _run(command: list[str]) -> None:
     completed = subprocess.run(command, capture_output=True, text=True, check=False, timeout=60)
     if completed.returncode != 0:
@@ -557,64 +440,3 @@ def _free_port(avoid: int = 0) -> int:
             port: int = probe.getsockname()[1]
         if port != avoid:
             return port
-
-
-def _answers_rootdse(port: int) -> bool:
-    # A plain TCP connect first: ldap3 leaks its socket when a connect is refused
-    # (strategy/base.py never closes it), which pytest's filterwarnings=error turns into a
-    # failure of whatever test runs when the garbage collector finds it.
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-    except OSError:
-        return False
-    # Then an anonymous RootDSE read without a bind (RFC 4511 §4.2.1 allows that): what a
-    # client does first, and proof that the frontend, schema and listener are up.
-    server = ldap3.Server("127.0.0.1", port=port, get_info=ldap3.NONE, connect_timeout=0.5)
-    conn = ldap3.Connection(server, receive_timeout=2)
-    try:
-        conn.open()
-        return bool(conn.search("", "(objectClass=*)", ldap3.BASE, attributes=["namingContexts"]))
-    except LDAPException:
-        return False
-    finally:
-        close_quietly(conn)
-
-
-def close_quietly(conn: ldap3.Connection) -> None:
-    """Unbind if possible and always release the socket, even one ldap3 left behind after a
-    failed connect or a failed StartTLS."""
-    with contextlib.suppress(LDAPException, OSError):
-        conn.unbind()
-    sock = conn.socket
-    if sock is not None:
-        sock.close()
-        conn.socket = None
-
-
-# -- never leave a slapd behind ---------------------------------------------------------
-
-_LIVE: set[Slapd] = set()
-
-
-def _close_all() -> None:
-    # Servers a caller forgot to close (or a run that stopped half-way): kill, and
-    # remove their directories so /tmp does not fill up run after run.
-    for server in list(_LIVE):
-        server.close()
-
-
-atexit.register(_close_all)
-
-
-def _die_with_parent() -> list[str]:
-    """A command prefix that makes Linux SIGKILL slapd when the thread that started it
-    ends, so even a SIGKILLed test run (no atexit) leaves no slapd behind.
-
-    util-linux `setpriv` sets the death signal and execs slapd (no preexec_fn, which is
-    unsafe with threads). Only from the main thread: started from a worker thread, slapd
-    would die when that thread ends. Empty where setpriv is missing.
-    """
-    setpriv = shutil.which("setpriv")
-    if setpriv is None or threading.current_thread() is not threading.main_thread():
-        return []
-    return [setpriv, "--pdeathsig", "KILL", "--"]

@@ -19,6 +19,7 @@ from ldap3.core.exceptions import LDAPException
 from ldap3.utils.conv import escape_filter_chars
 
 from tests.servers import samba as samba_module
+from tests.servers import samba_leftovers
 from tests.servers.samba import (
     ACCOUNT_NEVER_EXPIRES,
     UF_ACCOUNTDISABLE,
@@ -487,13 +488,13 @@ def bind_fails_to_connect(dc: SambaAD) -> bool:
 def test_leftovers_of_a_killed_run_are_found(samba_ad: SambaAD) -> None:
     dead = subprocess.Popen(["true"])
     dead.wait()
-    name = f"{samba_module.NAME_PREFIX}{dead.pid}-{uuid.uuid4().hex[:8]}"
+    name = f"{samba_leftovers.NAME_PREFIX}{dead.pid}-{uuid.uuid4().hex[:8]}"
     directory = Path(tempfile.gettempdir(), name)
     subprocess.run(["ip", "netns", "add", name], check=True)
     directory.mkdir()
     try:
         installation = samba_module.find_installation()
-        stale = samba_module._find_stale(installation)
+        stale = samba_leftovers.find_stale(installation)
 
         assert name in stale.namespaces
         assert directory in stale.directories
