@@ -162,6 +162,10 @@ class Authenticator:
         self, subject: Subject, password: str, cached: CachedUser | None
     ) -> AuthOutcome:
         directory = self._directories[subject.source.id]
+        if cached is not None and cached.dn and not self._jit.due(cached):
+            # Inside the JIT window there is nothing to run beside the bind: no pool hop.
+            bind = self._verify(directory, cached.dn, password)
+            return self._decide(subject, bind, cached, JitResult(Freshness.THROTTLED, cached))
         if cached is not None and cached.dn:
             # JIT sync and the password check run at the same time (SPEC §6). The JIT sync
             # stays in this thread: only leaf upstream calls go to the pool, so no pool task

@@ -161,6 +161,10 @@ class JitSync:
             return self._sync_known(subject, directory, cached)
         return self._sync_new(subject, directory)
 
+    def due(self, cached: CachedUser) -> bool:
+        """Whether a bind of this user now should read it upstream (the window has passed)."""
+        return self._due(cached, self._clock())
+
     def _due(self, cached: CachedUser, now: datetime) -> bool:
         if cached.state.disabled_by is DisabledBy.CLEANUP:
             # SPEC §4.2, last row: only an authentication attempt revives a never-used user,
