@@ -18,7 +18,9 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
+
+from sqlalchemy import Row
 
 from gateway.config import AdSource, LdapSource, SyncConfig
 from gateway.directory import BindResult, DirectoryEntry, NameKind, to_source_user
@@ -32,6 +34,8 @@ from gateway.users import SyncResult, UserService
 from store import users as queries
 from store.db import Store
 from store.models import User
+
+BindRow = Row[*tuple[Any, ...]]
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +67,7 @@ class CachedUser:
     password_hash: str | None
 
     @classmethod
-    def of(cls, user: User) -> "CachedUser":
+    def of(cls, user: "User | BindRow") -> "CachedUser":
         return cls(
             user.id,
             user.source_id,
@@ -100,18 +104,18 @@ class JitResult:
 
 def lookup(store: Store, subject: Subject) -> CachedUser | None:
     """The stored record a bind name designates in its source, if any."""
-    source_id = subject.source.id
     key = subject.key.partition(":")[2]
-    with store.reading() as session:
-        if subject.kind is NameKind.DN:
-            user = queries.find_by_dn_key(session, source_id, key)
-        elif subject.kind is NameKind.UPN:
-            user = queries.find_by_upn_key(session, source_id, key)
-        elif subject.kind is NameKind.DOWNLEVEL:
-            user = queries.find_by_user_name_key(session, source_id, key.partition("\\")[2])
-        else:
-            user = queries.find_by_user_name_key(session, source_id, key)
-        return CachedUser.of(user) if user else None
+    if subject.kind is NameKind.DN:
+        by = "dn"
+    elif subject.kind is NameKind.UPN:
+        by = "upn"
+    else:
+        by = "user_name"
+        if subject.kind is NameKind.DOWNLEVEL:
+            key = key.partition("\\")[2]
+    with store.plain() as connection:
+        row = queries.bind_record(connection, subject.source.id, by, key)
+    return CachedUser.of(row) if row else None
 
 
 def _reload(store: Store, user_id: str) -> CachedUser | None:

@@ -7,7 +7,7 @@ rows; these functions are the one place that knows how the two correspond.
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from gateway.engine.phones import PhoneEntry, PhoneKind
 from gateway.engine.plan import SourceUser, StoredUser
@@ -48,7 +48,22 @@ class UserView:
     version: int
 
 
-def state_of(user: User) -> RecordState:
+class StatusColumns(Protocol):
+    """The status columns of a record, on an ORM `User` or a Core row alike."""
+
+    @property
+    def status(self) -> str: ...
+    @property
+    def source_status(self) -> str: ...
+    @property
+    def disabled_by(self) -> str | None: ...
+    @property
+    def reason(self) -> str | None: ...
+    @property
+    def pending_deletion_since(self) -> datetime | None: ...
+
+
+def state_of(user: StatusColumns) -> RecordState:
     return RecordState(
         status=Status(user.status),
         source_status=SourceStatus(user.source_status),

@@ -27,6 +27,10 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
         engine = create_engine(
             url,
             echo=echo,
+            # Sized like PostgreSQL's: with the default 5, binds, upstream workers and the
+            # last_auth writer kept opening and closing overflow connections (4 PRAGMAs each).
+            pool_size=pool_size,
+            max_overflow=pool_size,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
         )
         _configure_sqlite(engine)
@@ -80,6 +84,12 @@ class Store:
     def writing(self) -> Iterator[Session]:
         with self._write() as session, session.begin():
             yield session
+
+    @contextmanager
+    def plain(self) -> Iterator[Connection]:
+        """A Core connection for hot-path reads that need no ORM entities."""
+        with self.engine.connect() as connection:
+            yield connection
 
     @contextmanager
     def reading(self) -> Iterator[Session]:

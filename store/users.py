@@ -3,9 +3,9 @@ Session and never commits."""
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Connection, Row, Select, Table, bindparam, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 
@@ -56,6 +56,36 @@ def find_by_dn_key(session: Session, source_id: str, dn_key: str) -> User | None
 def find_by_upn_key(session: Session, source_id: str, upn_key: str) -> User | None:
     query = select(User).where(User.source_id == source_id, User.upn_key == upn_key)
     return session.scalars(query).first()
+
+
+def _bind_select(key_column: str) -> Select[Any]:
+    # Plain table columns and bound parameters, built once: the statement is compiled once and
+    # its result needs no adaptation of ORM-annotated columns (the cost of this hot path).
+    users = cast(Table, User.__table__)
+    columns = (
+        "id", "source_id", "external_id", "user_name", "dn", "status", "source_status",
+        "disabled_by", "reason", "pending_deletion_since", "last_sync_at", "password_hash",
+    )  # fmt: skip
+    return (
+        select(*(users.c[name] for name in columns))
+        .where(users.c.source_id == bindparam("source"), users.c[key_column] == bindparam("key"))
+        .limit(1)
+    )
+
+
+_BIND_SELECTS = {
+    "user_name": _bind_select("user_name_key"),
+    "dn": _bind_select("dn_key"),
+    "upn": _bind_select("upn_key"),
+}
+
+
+def bind_record(
+    connection: Connection, source_id: str, by: str, key: str
+) -> Row[*tuple[Any, ...]] | None:
+    """What authenticating a bind needs of the record whose `by` key ("user_name", "dn" or
+    "upn") is `key` in this source: the hot path of every bind, one prepared select."""
+    return connection.execute(_BIND_SELECTS[by], {"source": source_id, "key": key}).first()
 
 
 def claim_sync_window(
@@ -165,14 +195,20 @@ def user_claim_live(session: Session, user_id: str, now: datetime) -> bool:
 
 
 def record_authentications(session: Session, times: Mapping[str, datetime]) -> None:
-    """Set last_auth_at for many users in one transaction, never moving it backwards."""
-    for user_id, at in times.items():
-        session.execute(
-            update(User)
-            .where(User.id == user_id, or_(User.last_auth_at.is_(None), User.last_auth_at < at))
-            .values(last_auth_at=at)
-            .execution_options(synchronize_session=False)
+    """Set last_auth_at for many users in one executemany, never moving it backwards."""
+    if not times:
+        return
+    statement = (
+        update(User)
+        .where(
+            User.id == bindparam("b_id"),
+            or_(User.last_auth_at.is_(None), User.last_auth_at < bindparam("b_at")),
         )
+        .values(last_auth_at=bindparam("b_at"))
+    )
+    session.connection().execute(
+        statement, [{"b_id": user_id, "b_at": at} for user_id, at in times.items()]
+    )
 
 
 def add_audit_event(
