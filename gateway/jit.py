@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
@@ -208,10 +208,17 @@ class JitSync:
         source = _directory_source(subject)
         if entry is None:
             result = self._users.apply_missing(source.id, cached.external_id, Trigger.JIT)
+            dn, user_name = cached.dn, cached.user_name
         else:
             report = to_source_user(entry, source, self._clock())
             result = self._users.apply_report(source.id, report, Trigger.JIT)
-        return JitResult(Freshness.READ, _reload(self._store, cached.id), entry, result)
+            dn, user_name = entry.dn, report.user_name
+        # The record as this sync left it, without reading back the row just written.
+        assert result.state is not None
+        synced = replace(
+            cached, state=result.state, dn=dn, user_name=user_name, last_sync_at=self._clock()
+        )
+        return JitResult(Freshness.READ, synced, entry, result)
 
     def _sync_new(self, subject: Subject, directory: UserDirectory) -> JitResult:
         source = _directory_source(subject)

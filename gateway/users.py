@@ -153,6 +153,8 @@ class UserService:
         its record is `missing` and its name key is set aside for the new record.
         """
         key = name_key(report.user_name)
+        if user is not None and user.user_name_key == key:
+            return  # the record already holds its name (the usual sync): nothing to look up
         holder = queries.find_by_user_name_key(session, source_id, key)
         if holder is None or (user is not None and holder.id == user.id):
             return
