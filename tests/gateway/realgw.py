@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from gateway.auth import AuthOutcome
 from gateway.config import Config, parse_config
 from gateway.main import Runtime, build
 from gateway.names import name_key
@@ -127,6 +128,19 @@ def record_by_id(runtime: Runtime, user_id: str) -> UserView:
         user = queries.get_user(session, user_id)
         assert user is not None, f"no record {user_id}"
         return view_of(user)
+
+
+def authenticate(runtime: Runtime, name: str, password: str) -> AuthOutcome:
+    return runtime.authenticator.authenticate(name, password)
+
+
+def bind_ok(runtime: Runtime, name: str, password: str) -> UserView:
+    """Authenticate, require success, and return the record the bind is for."""
+    outcome = authenticate(runtime, name, password)
+    assert outcome.ok, outcome
+    assert outcome.password_verified
+    assert outcome.user_id is not None
+    return record_by_id(runtime, outcome.user_id)
 
 
 def records(runtime: Runtime) -> list[UserView]:

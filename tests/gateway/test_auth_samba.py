@@ -10,12 +10,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from gateway.auth import AuthOutcome, AuthReason
+from gateway.auth import AuthReason
 from gateway.engine.types import DisabledBy, Reason, Status
 from gateway.main import Runtime
-from gateway.records import PhoneView, UserView
+from gateway.records import PhoneView
 from tests.gateway.realgw import (
     Gateways,
+    authenticate,
+    bind_ok,
     gateway_config,
     object_guid,
     record_by_id,
@@ -37,18 +39,6 @@ def gateways() -> Iterator[Gateways]:
 @pytest.fixture
 def ad(gateways: Gateways, samba_ad: SambaAD, store_url: str) -> Runtime:
     return gateways(gateway_config(store_url, samba_source(samba_ad)))
-
-
-def authenticate(runtime: Runtime, name: str, password: str) -> AuthOutcome:
-    return runtime.authenticator.authenticate(name, password)
-
-
-def bind_ok(runtime: Runtime, name: str, password: str) -> UserView:
-    outcome = authenticate(runtime, name, password)
-    assert outcome.ok, outcome
-    assert outcome.password_verified
-    assert outcome.user_id is not None
-    return record_by_id(runtime, outcome.user_id)
 
 
 def test_alice_binds_by_every_name_form_into_one_record(ad: Runtime, samba_ad: SambaAD) -> None:

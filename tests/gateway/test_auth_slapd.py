@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from gateway.auth import AuthOutcome, AuthReason
+from gateway.auth import AuthReason
 from gateway.engine.phones import PhoneKind
 from gateway.engine.plan import Outcome
 from gateway.engine.types import DisabledBy, Reason, Role, Status
@@ -23,6 +23,8 @@ from gateway.users import Actor
 from tests.gateway.realgw import (
     Gateways,
     SilentServer,
+    authenticate,
+    bind_ok,
     entry_uuid,
     gateway_config,
     record,
@@ -86,19 +88,6 @@ def silent() -> Iterator[SilentServer]:
 @pytest.fixture
 def corp(make_corp: Callable[..., Runtime]) -> Runtime:
     return make_corp()
-
-
-def authenticate(runtime: Runtime, name: str, password: str) -> AuthOutcome:
-    return runtime.authenticator.authenticate(name, password)
-
-
-def bind_ok(runtime: Runtime, name: str, password: str) -> UserView:
-    """Authenticate, require success, and return the record the bind is for."""
-    outcome = authenticate(runtime, name, password)
-    assert outcome.ok, outcome
-    assert outcome.password_verified
-    assert outcome.user_id is not None
-    return record_by_id(runtime, outcome.user_id)
 
 
 def assert_disabled_by_source(view: UserView, reason: Reason) -> None:
