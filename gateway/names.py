@@ -1,5 +1,7 @@
 """Name normalisation for lookups: user names and DNs match case-insensitively (SPEC §6)."""
 
+import re
+
 from ldap3.core.exceptions import LDAPInvalidDnError
 from ldap3.utils.dn import escape_rdn, parse_dn
 
@@ -11,29 +13,66 @@ def name_key(name: str) -> str:
     return name.strip().casefold()
 
 
-def dn_key(dn: str) -> str:
-    """A DN's comparison key (RFC 4514 syntax, RFC 4517 caseIgnoreMatch on the values).
+# RFC 4514 §2.4: a backslash escapes one special character, or starts a pair of hex digits.
+_ESCAPE = re.compile(r"\\(?:([0-9A-Fa-f]{2})|(.))", re.DOTALL)
 
-    Attribute types and values are case-folded and the spacing around separators dropped, so
-    `UID=Alice, OU=People,dc=example,dc=org` and `uid=alice,ou=people,dc=example,dc=org` meet.
-    Escapes in values are kept as written: two spellings of one escaped value may not meet,
-    which only makes a lookup miss (then the upstream search decides), never match too much.
+
+def dn_parts(dn: str) -> tuple[str, ...] | None:
+    """A DN's RDNs as a directory compares them, most significant last; None if not a DN.
+
+    RFC 4514 syntax, RFC 4518 caseIgnoreMatch: attribute types and values are case-folded,
+    `\\XX` and `\\c` escapes decoded, insignificant spaces dropped, the parts of a
+    multi-valued RDN sorted. Attribute types given as OIDs are not mapped to names (that needs
+    the schema): such a DN only fails to match, it never matches too much. Text that is not
+    UTF-8 is no DN (RFC 4514 §2).
+    """
+    try:
+        dn.encode("utf-8")
+        parts = parse_dn(dn, escape=False, strip=True)
+    except (LDAPInvalidDnError, UnicodeError):
+        return None
+    rdns: list[str] = []
+    current: list[str] = []
+    for attribute, value, separator in parts:
+        decoded = _unescape(value)
+        if decoded is None:
+            return None
+        current.append(f"{attribute.strip().casefold()}={' '.join(decoded.casefold().split())}")
+        if separator != "+":
+            rdns.append("+".join(sorted(current)))
+            current = []
+    return tuple(rdns) if rdns else None
+
+
+def dn_key(dn: str) -> str:
+    """A DN's comparison key as one string (`dn_parts` joined), for the store and lookups.
 
     Raises:
         InvalidInput: the text is not a DN.
     """
+    parts = dn_parts(dn)
+    if parts is None:
+        raise InvalidInput("dn", "not a valid distinguished name (RFC 4514)")
+    # Values are decoded, so a separator inside one is escaped again: no two DNs share a key.
+    return ",".join(part.replace("\\", "\\\\").replace(",", "\\,") for part in parts)
+
+
+def _unescape(value: str) -> str | None:
+    """Decode RFC 4514 escapes; hex pairs are UTF-8 octets. None when they are not UTF-8."""
+    if "\\" not in value:
+        return value
+    out = bytearray()
+    position = 0
+    for match in _ESCAPE.finditer(value):
+        out += value[position : match.start()].encode()
+        hex_pair, char = match.groups()
+        out += bytes.fromhex(hex_pair) if hex_pair else char.encode()
+        position = match.end()
+    out += value[position:].encode()
     try:
-        parts = parse_dn(dn, escape=False, strip=True)
-    except LDAPInvalidDnError as exc:
-        raise InvalidInput("dn", "not a valid distinguished name (RFC 4514)") from exc
-    rdns: list[str] = []
-    current: list[str] = []
-    for attribute, value, separator in parts:
-        current.append(f"{attribute.strip().casefold()}={value.strip().casefold()}")
-        if separator != "+":
-            rdns.append("+".join(sorted(current)))
-            current = []
-    return ",".join(rdns)
+        return out.decode()
+    except UnicodeDecodeError:
+        return None
 
 
 def member_dn(user_name: str, source_id: str, suffix: str) -> str:

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 from gateway.config import AdSource, Config, LdapSource, SourceConfig
 from gateway.directory import NameKind
-from gateway.errors import InvalidInput
-from gateway.names import dn_key, name_key
+from gateway.directory.dn import is_within
+from gateway.names import dn_key, dn_parts, name_key
 
 
 @dataclass(frozen=True)
@@ -29,19 +29,9 @@ class Subject:
         return f"{self.kind.value}:{name_key(self.value)}"
 
 
-def _under(dn: str, root: str) -> bool:
-    return dn == root or dn.endswith("," + root)
-
-
 def _looks_like_dn(name: str) -> bool:
     # A login name has no '='; a DN always has one per RDN (RFC 4514 §3).
-    if "=" not in name:
-        return False
-    try:
-        dn_key(name)
-    except InvalidInput:
-        return False
-    return True
+    return "=" in name and dn_parts(name) is not None
 
 
 def subjects(name: str, config: Config) -> list[Subject]:
@@ -83,19 +73,19 @@ def subjects(name: str, config: Config) -> list[Subject]:
 
 
 def _dn_subjects(name: str, config: Config) -> list[Subject]:
-    key = dn_key(name)
+    parts = dn_parts(name)
+    assert parts is not None  # `_looks_like_dn` said so
     found: list[Subject] = []
     for source in config.sources:
         if not source.enabled:
             continue
         if isinstance(source, LdapSource | AdSource):
-            if any(_under(key, dn_key(root)) for root in source.roots):
+            if is_within(name, source.roots):
                 found.append(Subject(source, NameKind.DN, name))
             continue
         # SCIM and local users are served as uid=<userName>,ou=<source id>,<suffix>.
-        container = dn_key(f"ou={source.id},{config.ldap.suffix}")
-        rdn, _, parent = key.partition(",")
-        attribute, _, value = rdn.partition("=")
-        if parent == container and attribute == "uid" and value and "+" not in rdn:
-            found.append(Subject(source, NameKind.LOGIN, value))
+        container = dn_parts(f"ou={source.id},{config.ldap.suffix}")
+        first = parts[0]
+        if parts[1:] == container and first.startswith("uid=") and "+" not in first:
+            found.append(Subject(source, NameKind.LOGIN, first.removeprefix("uid=")))
     return found

@@ -7,37 +7,13 @@ parts of a multi-valued RDN sorted. Attribute types given as OIDs are not mapped
 needs the schema): such a DN only fails to match, it never matches too much.
 """
 
-import re
 from collections.abc import Iterable
 
-from ldap3.core.exceptions import LDAPInvalidDnError
-from ldap3.utils.dn import parse_dn
+# One comparison rule for the whole gateway: the store's DN keys and the connector's scope
+# checks must agree on every DN.
+from gateway.names import dn_parts as dn_key
 
 __all__ = ["dn_key", "is_within"]
-
-# RFC 4514 §2.4: a backslash escapes one special character, or starts a pair of hex digits.
-_ESCAPE = re.compile(r"\\(?:([0-9A-Fa-f]{2})|(.))", re.DOTALL)
-
-
-def dn_key(dn: str) -> tuple[str, ...] | None:
-    """The comparison key of a DN, most significant RDN last; None if the text is not a DN
-    (or not UTF-8, which no DN on the wire can be, RFC 4514 §2)."""
-    try:
-        dn.encode("utf-8")
-        parts = parse_dn(dn, escape=False, strip=True)
-    except (LDAPInvalidDnError, UnicodeError):
-        return None
-    rdns: list[str] = []
-    current: list[str] = []
-    for attribute, value, separator in parts:
-        decoded = _unescape(value)
-        if decoded is None:
-            return None
-        current.append(f"{attribute.strip().casefold()}={' '.join(decoded.casefold().split())}")
-        if separator != "+":
-            rdns.append("+".join(sorted(current)))
-            current = []
-    return tuple(rdns) if rdns else None
 
 
 def is_within(dn: str, roots: Iterable[str]) -> bool:
@@ -50,21 +26,3 @@ def is_within(dn: str, roots: Iterable[str]) -> bool:
         if root_key is not None and len(key) >= len(root_key) and key[-len(root_key) :] == root_key:
             return True
     return False
-
-
-def _unescape(value: str) -> str | None:
-    """Decode RFC 4514 escapes; hex pairs are UTF-8 octets. None when they are not UTF-8."""
-    if "\\" not in value:
-        return value
-    out = bytearray()
-    position = 0
-    for match in _ESCAPE.finditer(value):
-        out += value[position : match.start()].encode()
-        hex_pair, char = match.groups()
-        out += bytes.fromhex(hex_pair) if hex_pair else char.encode()
-        position = match.end()
-    out += value[position:].encode()
-    try:
-        return out.decode()
-    except UnicodeDecodeError:
-        return None
