@@ -226,12 +226,8 @@ class Authenticator:
         if user is None:
             # The directory took the password, but the user has no record: the read found the
             # user disabled or expired (not added), or could not be made at all.
-            if jit.sync is not None and jit.sync.not_synchronized_reason:
-                reason = (
-                    AuthReason.ACCOUNT_EXPIRED
-                    if "expired" in jit.sync.not_synchronized_reason
-                    else AuthReason.ACCOUNT_DISABLED
-                )
+            if jit.sync is not None and jit.sync.not_added is not None:
+                reason = _REASON_FOR_RECORD[jit.sync.not_added]
                 return AuthOutcome(reason, True, None, source_id, dn)
             return AuthOutcome(AuthReason.DIRECTORY_UNAVAILABLE, True, None, source_id, dn)
         return self._record_verdict(user, source_id)

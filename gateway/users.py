@@ -35,7 +35,7 @@ from gateway.engine.plan import (
 )
 from gateway.engine.roles import Permission, allowed
 from gateway.engine.status import RecordState
-from gateway.engine.types import Role, Trigger
+from gateway.engine.types import Reason, Role, Trigger
 from gateway.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from gateway.names import name_key
 from gateway.records import (
@@ -81,6 +81,8 @@ class SyncResult:
     state: RecordState | None
     rule: str
     not_synchronized_reason: str | None = None
+    #: For a user not added: why, as the engine decided it (source_disabled or source_expired).
+    not_added: Reason | None = None
 
 
 class UserNameTaken(Conflict):
@@ -232,6 +234,7 @@ class UserService:
             plan.decision.state,
             plan.decision.rule,
             plan.not_synchronized_reason,
+            plan.decision.not_added_reason,
         )
 
     def provisioning_delete(self, source_id: str, user_id: str) -> None:
