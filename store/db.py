@@ -19,6 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 _WRITE = "idgate_write"
+#: The SQL name of Python's str.casefold on SQLite connections (store.search folds with it).
+FOLD_FUNCTION = "idgate_fold"
 
 
 def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
@@ -51,11 +53,18 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
+        # SQLite's lower() folds ASCII only; filters fold like the stored keys (name_key).
+        dbapi_connection.create_function(FOLD_FUNCTION, 1, _casefold, deterministic=True)
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
         immediate = connection.get_execution_options().get(_WRITE, False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _casefold(value: object) -> object:
+    """str.casefold as a SQL function: NULL stays NULL, a non-text value is left as it is."""
+    return value.casefold() if isinstance(value, str) else value
 
 
 class Store:
