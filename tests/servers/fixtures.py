@@ -5,6 +5,8 @@
 - `slapd_tls`: the same, listening on ldaps:// and offering StartTLS (`ca_file`).
 - `slapd_factory`: makes fresh servers (`Slapd` keyword arguments), torn down after the test;
   use it to stop, kill, reconfigure or mutate seed users.
+- `freeradius_factory`: makes FreeRADIUS servers whose rlm_ldap points at a directory
+  (`FreeRadius` arguments), torn down after the test.
 - `samba_ad`: one seeded Samba Active Directory DC for the whole session (samba.py), in its
   own network namespace. Shared, like `slapd`; its tests get the `samba` marker.
 
@@ -18,6 +20,8 @@ from typing import Any
 
 import pytest
 
+from tests.servers.freeradius import FreeRadius, FreeRadiusNotInstalled
+from tests.servers.freeradius import find_installation as find_freeradius
 from tests.servers.samba import SambaAD, SambaUnavailable
 from tests.servers.slapd import Slapd, SlapdNotInstalled, find_installation
 
@@ -62,6 +66,43 @@ def slapd_factory() -> Iterator[Callable[..., Slapd]]:
 
     def make(*, start: bool = True, **options: Any) -> Slapd:
         server = Slapd(**options)
+        made.append(server)
+        if start:
+            server.start()
+        return server
+
+    yield make
+    for server in made:
+        server.close()
+
+
+# -- FreeRADIUS ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def freeradius_factory() -> Iterator[Callable[..., FreeRadius]]:
+    """`make(ldap_url, identity, password, base_dn, start=True, **options) -> FreeRadius`:
+    a FreeRADIUS of this test only, authenticating against that directory.
+
+    Skips when FreeRADIUS, rlm_ldap or radclient is missing; the reason names what and the
+    Debian packages (freeradius freeradius-ldap freeradius-utils).
+    """
+    try:
+        find_freeradius()
+    except FreeRadiusNotInstalled as exc:
+        pytest.skip(str(exc))
+    made: list[FreeRadius] = []
+
+    def make(
+        ldap_url: str,
+        identity: str,
+        password: str,
+        base_dn: str,
+        *,
+        start: bool = True,
+        **options: Any,
+    ) -> FreeRadius:
+        server = FreeRadius(ldap_url, identity, password, base_dn, **options)
         made.append(server)
         if start:
             server.start()
