@@ -99,6 +99,7 @@ class Authenticator:
         recorder: LastAuthRecorder,
         *,
         clock: Callable[[], datetime],
+        report_jit: Callable[[str, str], None] | None = None,
     ) -> None:
         self._config = config
         self._store = store
@@ -108,6 +109,8 @@ class Authenticator:
         self._limiter = limiter
         self._recorder = recorder
         self._clock = clock
+        #: Told (source id, freshness) of every JIT decision, for the metrics.
+        self._report_jit = report_jit or (lambda source, freshness: None)
         # Verified against when a local/SCIM name is unknown, so both cost one argon2 check.
         self._decoy_hash = hash_secret("idgate-decoy-password")
 
@@ -205,6 +208,7 @@ class Authenticator:
         """The name is in no record and the directory did not return it (or was not asked)."""
         source = subject.source
         assert isinstance(source, LdapSource | AdSource)
+        self._report_jit(source.id, jit.freshness.value)
         # A bind to a DN no entry can have: the same round trip a wrong password costs.
         decoy = f"cn=idgate-no-such-user,{source.roots[0]}"
         if self._verify(directory, decoy, password) is None or jit.freshness is Freshness.FAILED:
@@ -215,6 +219,7 @@ class Authenticator:
         self, subject: Subject, bind: BindResult | None, user: CachedUser | None, jit: JitResult
     ) -> AuthOutcome:
         source_id = subject.source.id
+        self._report_jit(source_id, jit.freshness.value)
         if bind is None:
             return AuthOutcome(AuthReason.DIRECTORY_UNAVAILABLE, source_id=source_id)
         user_id = user.id if user else None

@@ -53,6 +53,11 @@ def dn_key(dn: str) -> str:
     parts = dn_parts(dn)
     if parts is None:
         raise InvalidInput("dn", "not a valid distinguished name (RFC 4514)")
+    return parts_key(parts)
+
+
+def parts_key(parts: tuple[str, ...]) -> str:
+    """`dn_key` of a DN already split by `dn_parts`."""
     # Values are decoded, so a separator inside one is escaped again: no two DNs share a key.
     return ",".join(part.replace("\\", "\\\\").replace(",", "\\,") for part in parts)
 

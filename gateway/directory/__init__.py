@@ -23,7 +23,7 @@ from gateway.directory.entry import DirectoryEntry
 from gateway.directory.errors import IncompleteEntry
 from gateway.directory.mapping import to_source_user
 from gateway.directory.names import NameKind
-from gateway.directory.outcomes import BindResult
+from gateway.directory.outcomes import BindResult, PasswordChange
 
 __all__ = [
     "BindResult",
@@ -31,5 +31,6 @@ __all__ = [
     "DirectoryEntry",
     "IncompleteEntry",
     "NameKind",
+    "PasswordChange",
     "to_source_user",
 ]

@@ -15,6 +15,7 @@ holds a connection that binds and lookups need.
 
 import logging
 import math
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any, Literal, TypeVar
@@ -41,10 +42,10 @@ from gateway.directory.errors import (
 )
 from gateway.directory.filters import equality, escape_octets, escape_value, scope_filter
 from gateway.directory.names import NameKind, name_assertion
-from gateway.directory.outcomes import BindResult
+from gateway.directory.outcomes import BindResult, PasswordChange
 from gateway.directory.pool import Pool
 from gateway.directory.ppolicy import PPOLICY_OID
-from gateway.errors import UpstreamUnavailable
+from gateway.errors import UpstreamError, UpstreamUnavailable
 
 __all__ = ["MAX_IDLE_SECONDS", "PAGED_RESULTS_OID", "Directory"]
 
@@ -58,6 +59,8 @@ MAX_IDLE_SECONDS = 300.0
 FAILOVER_COOLDOWN_SECONDS = 30.0
 
 R = TypeVar("R")
+#: (source id, "read" or "bind", seconds, failed)
+Observer = Callable[[str, str, float, bool], None]
 
 
 class Directory:
@@ -68,16 +71,20 @@ class Directory:
         source: LdapSource | AdSource,
         *,
         failover_cooldown_seconds: float = FAILOVER_COOLDOWN_SECONDS,
+        observe: Observer | None = None,
     ) -> None:
         """
         Args:
             source: the source's configuration.
             failover_cooldown_seconds: how long a server that could not be reached is
                 skipped before it is preferred again (see `gateway.directory.servers`).
+            observe: told of every operation: (source id, "read" or "bind", seconds, failed),
+                for the upstream latency and error metrics.
 
         No connection is opened until the first operation.
         """
         self._source = source
+        self._observe = observe
         self._kind: Literal["ldap", "ad"] = "ad" if isinstance(source, AdSource) else "ldap"
         self._connector = Connector(source, failover_cooldown_seconds)
         self._attributes = list(requested_attributes(source))
@@ -280,6 +287,36 @@ class Directory:
         log.debug("source %s: bind as %s: %s", self._source.id, dn, outcome.value)
         return outcome
 
+    def change_password(self, dn: str, old: str, new: str) -> PasswordChange:
+        """Change a user's password in the directory, bound as that user (RFC 3062; for AD the
+        unicodePwd delete-and-add that a user may make of their own password).
+
+        Raises:
+            UpstreamUnavailable, UpstreamTimeout, UpstreamError: as `verify_password`.
+        """
+        if not old or not new or not is_within(dn, self._source.roots):
+            return PasswordChange.WRONG_PASSWORD
+
+        def change(link: Link) -> PasswordChange:
+            connection = link.connection
+            connection.user = dn
+            connection.authentication = ldap3.SIMPLE
+            connection.password = old.encode("utf-8")
+            try:
+                connection.bind(read_server_info=False)
+            finally:
+                connection.password = None
+            if connection.result["result"] != 0:
+                return PasswordChange.WRONG_PASSWORD
+            if self._kind == "ad":
+                done = connection.extend.microsoft.modify_password(dn, new, old)
+            else:
+                done = connection.extend.standard.modify_password(dn, old, new)
+            # The directory's message (a password policy's reason) is not passed on.
+            return PasswordChange.CHANGED if done is True else PasswordChange.REJECTED
+
+        return self._run(self._binds, "password change", change)
+
     def close(self) -> None:
         """Close every connection; later operations raise UpstreamUnavailable."""
         self._closed = True
@@ -402,6 +439,19 @@ class Directory:
     def _run(self, pool: Pool[Link], what: str, operation: Callable[[Link], R]) -> R:
         """Run `operation` on a pooled connection; once more on a fresh one if the server had
         dropped the pooled one (a restart, an idle timeout)."""
+        if self._observe is None:
+            return self._attempts(pool, what, operation)
+        started = time.monotonic()
+        kind = "read" if pool is self._service else "bind"
+        try:
+            result = self._attempts(pool, what, operation)
+        except UpstreamError:
+            self._observe(self._source.id, kind, time.monotonic() - started, True)
+            raise
+        self._observe(self._source.id, kind, time.monotonic() - started, False)
+        return result
+
+    def _attempts(self, pool: Pool[Link], what: str, operation: Callable[[Link], R]) -> R:
         for attempt in (1, 2):
             with pool.lease() as lease:
                 try:

@@ -2,7 +2,7 @@
 
 from enum import StrEnum
 
-__all__ = ["BindResult"]
+__all__ = ["BindResult", "PasswordChange"]
 
 
 class BindResult(StrEnum):
@@ -32,3 +32,13 @@ class BindResult(StrEnum):
             BindResult.ACCOUNT_LOCKED,
             BindResult.NOT_PERMITTED,
         )
+
+
+class PasswordChange(StrEnum):
+    """The outcome of `Directory.change_password`."""
+
+    CHANGED = "changed"
+    #: The old password did not bind: nothing was changed.
+    WRONG_PASSWORD = "wrong_password"  # noqa: S105 - not a password
+    #: The directory refused the new password (its password policy, history, length, ...).
+    REJECTED = "rejected"

@@ -1,0 +1,63 @@
+"""Logging setup: plain text for people, JSON lines for collectors (SPEC §8).
+
+Records carry their context as `extra` fields (peer, bind name, result); the JSON formatter
+writes them as keys. Nothing here ever sees a password: the LDAP front logs names and
+outcomes, never requests (ldaptor's bind request `repr` would print the password).
+"""
+
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+# The attributes every LogRecord has; anything else on a record came in through `extra`.
+_STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+
+class JsonLines(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and not key.startswith("_"):
+                entry[key] = value if isinstance(value, str | int | float | bool) else str(value)
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+class TextWithContext(logging.Formatter):
+    """`time level logger message key=value ...`"""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        extra = [
+            f"{key}={value}"
+            for key, value in record.__dict__.items()
+            if key not in _STANDARD and not key.startswith("_")
+        ]
+        return f"{text} {' '.join(extra)}" if extra else text
+
+
+def configure_logging(level: str, *, json_lines: bool) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        JsonLines()
+        if json_lines
+        else TextWithContext("%(asctime)s %(levelname)s %(name)s %(message)s")
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # alembic logs at INFO each time the readiness probe reads the schema revision.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    # Twisted's own log goes to the standard library's (it never sees request contents: the
+    # front does not enable ldaptor's debug output, which prints requests).
+    from twisted.logger import STDLibLogObserver, globalLogBeginner
+
+    observer: Any = STDLibLogObserver()
+    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)

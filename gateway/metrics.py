@@ -1,0 +1,57 @@
+"""Prometheus metrics of one gateway process (SPEC §8), in a registry of its own.
+
+The composition root makes one `Metrics` and hands it to what reports into it; the HTTP front
+serves `registry` at /metrics. Labels are closed sets (outcomes, source ids from the config),
+never user names or DNs, so the series count stays bounded.
+"""
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.binds = Counter(
+            "idgate_ldap_binds",
+            "LDAP binds by outcome (success, invalid_credentials, account_disabled, ...)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.searches = Counter(
+            "idgate_ldap_searches", "LDAP searches by result", ["result"], registry=self.registry
+        )
+        self.jit_syncs = Counter(
+            "idgate_jit_syncs",
+            "Just-in-time syncs by result: read (directory read), throttled (inside the window),"
+            " failed (read failed or passed its deadline)",
+            ["source", "result"],
+            registry=self.registry,
+        )
+        self.upstream_seconds = Histogram(
+            "idgate_upstream_seconds",
+            "Latency of upstream directory operations",
+            ["source", "operation"],
+            buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry,
+        )
+        self.upstream_errors = Counter(
+            "idgate_upstream_errors",
+            "Upstream directory operations that failed (no server answered, timeout)",
+            ["source", "operation"],
+            registry=self.registry,
+        )
+
+    # The LDAP front's `Recorder` protocol.
+    def bind(self, outcome: str) -> None:
+        self.binds.labels(outcome).inc()
+
+    def search(self, result: str) -> None:
+        self.searches.labels(result).inc()
+
+    def jit(self, source: str, result: str) -> None:
+        self.jit_syncs.labels(source, result).inc()
+
+    def upstream(self, source: str, operation: str, seconds: float, *, failed: bool) -> None:
+        self.upstream_seconds.labels(source, operation).observe(seconds)
+        if failed:
+            self.upstream_errors.labels(source, operation).inc()
