@@ -1,6 +1,7 @@
 """The `idgate` command.
 
-    idgate serve [--config FILE]        run the gateway (no config: SQLite ./idgate.db, defaults)
+    idgate serve [--config FILE] [--only ldap|http]
+                                        run the gateway (no config: the built-in demo)
     idgate db upgrade [--config FILE]   bring the store's schema to this version
     idgate db check [--config FILE]     say whether the schema is current (exit 1 if not)
     idgate config check FILE            validate a config file (exit 1 on any problem)
@@ -10,7 +11,6 @@
 Configuration problems are printed one per line as `key: problem`; no secret is ever echoed.
 """
 
-import logging
 import os
 import sys
 from pathlib import Path
@@ -54,24 +54,49 @@ def main() -> None:
 @main.command()
 @CONFIG_OPTION
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning"]))
-def serve(config_path: Path | None, log_level: str) -> None:
-    """Run the gateway."""
+@click.option(
+    "--log-format",
+    default="text",
+    type=click.Choice(["text", "json"]),
+    help="json: one JSON object per line, for log collectors.",
+)
+@click.option(
+    "--only",
+    type=click.Choice(["ldap", "http"]),
+    default=None,
+    help="Run only the LDAP front or only the HTTP front (default: both).",
+)
+def serve(config_path: Path | None, log_level: str, log_format: str, only: str | None) -> None:
+    """Run the gateway. Without --config: a built-in demo directory on SQLite ./idgate.db."""
+    from gateway.demo import DemoDirectory, banner
+    from gateway.logs import configure_logging
     from gateway.main import build  # the root pulls in both fronts
     from gateway.main import serve as run_server
 
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
-    # alembic logs at INFO each time the readiness probe reads the schema revision.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    config = _load(config_path)
+    configure_logging(log_level.upper(), json_lines=log_format == "json")
+    demo = DemoDirectory() if config_path is None else None
+    if demo is not None:
+        try:
+            config = demo.config(dict(os.environ))
+        except ConfigError as exc:
+            click.echo(
+                f"configuration errors in the demo (environment overrides?):\n{exc}", err=True
+            )
+            sys.exit(1)
+    else:
+        config = _load(config_path)
     try:
         # Without a config file this is a newcomer's first start: create the SQLite schema.
         runtime = build(config, migrate=config_path is None)
     except SchemaOutOfDate as exc:
         click.echo(f"idgate: {exc}", err=True)
         sys.exit(1)
-    run_server(runtime)
+
+    def started(urls: list[str]) -> None:
+        if demo is not None:
+            click.echo(banner(urls), err=True)
+
+    run_server(runtime, only=only, demo=demo, started=started)
 
 
 @main.group()

@@ -4,13 +4,21 @@ It is the only module of `gateway` that imports a front (the import contract in 
 allows exactly this); everything it builds is passed on explicitly, nothing is global.
 """
 
+import asyncio
+import contextlib
 import logging
+import signal
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
+from twisted.internet.threads import deferToThreadPool
+from twisted.python.threadpool import ThreadPool
 
+from gateway.accounts import ServiceAccounts
 from gateway.auth import Authenticator
 from gateway.config import Config
 from gateway.directory import Directory
@@ -19,11 +27,19 @@ from gateway.health import Readiness
 from gateway.jit import JitSync
 from gateway.lastauth import LastAuthRecorder
 from gateway.lookup import ExactLookup
+from gateway.metrics import Metrics
+from gateway.passwords import PasswordChanges
+from gateway.search import DirectoryTree
 from gateway.users import UserService, utcnow
+from ldapproxy.listen import Listeners, listen, tls_of
+from ldapproxy.server import Services
 from scim.app import create_app
 from store import users as store_users
 from store.db import Store
 from store.migrate import check_schema, upgrade
+
+if TYPE_CHECKING:
+    from gateway.demo import DemoDirectory
 
 log = logging.getLogger("idgate")
 
@@ -41,6 +57,8 @@ class Runtime:
     lookup: ExactLookup
     recorder: LastAuthRecorder
     upstream_pool: ThreadPoolExecutor
+    metrics: Metrics
+    passwords: PasswordChanges
     closed: bool = field(default=False)
 
     def close(self) -> None:
@@ -75,8 +93,15 @@ def build(config: Config, *, migrate: bool = False) -> Runtime:
             session, [(s.id, s.kind) for s in config.sources], datetime.now(UTC)
         )
     users = UserService(store, clock=utcnow)
+    metrics = Metrics()
     directories = {
-        source.id: Directory(source, failover_cooldown_seconds=source.failover_cooldown_seconds)
+        source.id: Directory(
+            source,
+            failover_cooldown_seconds=source.failover_cooldown_seconds,
+            observe=lambda s, kind, seconds, failed: metrics.upstream(
+                s, kind, seconds, failed=failed
+            ),
+        )
         for source in config.directory_sources()
     }
     # Upstream reads and binds: bounded, so a slow directory cannot take every thread.
@@ -86,7 +111,15 @@ def build(config: Config, *, migrate: bool = False) -> Runtime:
     recorder = LastAuthRecorder(store)
     limiter = FailureLimiter(config.sync.failed_auth_limit, config.sync.failed_auth_window_seconds)
     authenticator = Authenticator(
-        config, store, jit, directories, upstream_pool, limiter, recorder, clock=utcnow
+        config,
+        store,
+        jit,
+        directories,
+        upstream_pool,
+        limiter,
+        recorder,
+        clock=utcnow,
+        report_jit=metrics.jit,
     )
     return Runtime(
         config=config,
@@ -98,18 +131,137 @@ def build(config: Config, *, migrate: bool = False) -> Runtime:
         lookup=ExactLookup(config, users, directories, clock=utcnow),
         recorder=recorder,
         upstream_pool=upstream_pool,
+        metrics=metrics,
+        passwords=PasswordChanges(config, directories),
     )
 
 
-def serve(runtime: Runtime) -> None:
-    """Serve the HTTP front until interrupted (SIGINT/SIGTERM end it gracefully)."""
-    app = create_app(runtime.readiness.check)
-    http = runtime.config.http
-    server = uvicorn.Server(
-        uvicorn.Config(app, host=http.host, port=http.port, log_config=None, access_log=False)
-    )
-    log.info("idgate HTTP listening on http://%s:%d", http.host, http.port)
+class QuietServer(uvicorn.Server):
+    """uvicorn without its own signal handlers: `serve` handles signals for both fronts."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def serve(
+    runtime: Runtime,
+    *,
+    only: str | None = None,
+    demo: "DemoDirectory | None" = None,
+    started: Callable[[list[str]], None] | None = None,
+) -> None:
+    """Serve the fronts on one event loop until SIGINT or SIGTERM (SPEC §1).
+
+    Twisted runs on asyncio's loop (its asyncio reactor), so the LDAP front, uvicorn's HTTP
+    front and the demo directory share one loop; blocking work goes to thread pools.
+
+    Args:
+        only: "ldap" or "http" to run one front; None runs both.
+        demo: the built-in demo directory to start first (no config given).
+        started: told the listeners' URLs once everything listens.
+    """
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    from twisted.internet import asyncioreactor
+
+    # Installed before anything imports twisted.internet.reactor (nothing at module level does).
+    asyncioreactor.install(loop)  # type: ignore[no-untyped-call]
+    from twisted.internet import reactor
+
     try:
-        server.run()
+        loop.run_until_complete(_serve(runtime, reactor, only, demo, started))
     finally:
         runtime.close()
+        loop.close()
+
+
+async def _serve(
+    runtime: Runtime,
+    reactor: Any,
+    only: str | None,
+    demo: "DemoDirectory | None",
+    started: Callable[[list[str]], None] | None,
+) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    reactor.startRunning(installSignalHandlers=False)
+    urls: list[str] = []
+    if demo is not None:
+        demo.listen(reactor)
+    pool = ThreadPool(minthreads=0, maxthreads=runtime.config.ldap.workers, name="idgate-ldap")
+    listeners: Listeners | None = None
+    http: QuietServer | None = None
+    http_task: asyncio.Task[None] | None = None
+    try:
+        if only in (None, "ldap"):
+            pool.start()
+            services = ldap_services(runtime, reactor, pool)
+            listeners = listen(reactor, services, runtime.config.ldap)
+            for scheme, host, port in listeners.addresses():
+                urls.append(f"{scheme}://{host}:{port}")
+                log.info("idgate LDAP listening on %s://%s:%d", scheme, host, port)
+        if only in (None, "http"):
+            http_config = runtime.config.http
+            app = create_app(runtime.readiness.check, metrics=runtime.metrics.registry)
+            http = QuietServer(
+                uvicorn.Config(
+                    app,
+                    host=http_config.host,
+                    port=http_config.port,
+                    log_config=None,
+                    access_log=False,
+                    lifespan="off",
+                )
+            )
+            http_task = asyncio.create_task(http.serve())
+            while not http.started and not http_task.done():
+                await asyncio.sleep(0.01)
+            if http_task.done():
+                http_task.result()  # the HTTP listener could not start: raise why
+            for server in http.servers:
+                for sock in server.sockets:
+                    host, port = sock.getsockname()[:2]
+                    urls.append(f"http://{host}:{port}")
+                    log.info("idgate HTTP listening on http://%s:%d", host, port)
+        if started is not None:
+            started(urls)
+        waiter = asyncio.create_task(stop.wait())
+        watched: set[asyncio.Task[Any]] = {waiter} | ({http_task} if http_task else set())
+        await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+        log.info("idgate shutting down")
+    finally:
+        if listeners is not None:
+            await listeners.close()
+        if http is not None and http_task is not None:
+            http.should_exit = True
+            await asyncio.gather(http_task, return_exceptions=True)
+        if pool.started:
+            await loop.run_in_executor(None, pool.stop)
+        if demo is not None:
+            await demo.close()
+
+
+def ldap_services(runtime: Runtime, reactor: Any, pool: ThreadPool) -> Services:
+    """The LDAP front's view of the gateway's services."""
+    config = runtime.config
+
+    def run(call: Callable[..., Any], /, *args: Any) -> Any:
+        return deferToThreadPool(reactor, pool, call, *args)
+
+    return Services(
+        config=config,
+        authenticate=runtime.authenticator.authenticate,
+        accounts=ServiceAccounts(
+            config.ldap.service_accounts,
+            FailureLimiter(config.sync.failed_auth_limit, config.sync.failed_auth_window_seconds),
+        ),
+        tree=DirectoryTree(config, runtime.store),
+        include=runtime.lookup.include,
+        change_password=runtime.passwords.change,
+        run=run,
+        recorder=runtime.metrics,
+        tls_context=tls_of(config.ldap),
+    )

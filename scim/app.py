@@ -2,10 +2,11 @@
 
 from collections.abc import Callable, Sequence
 
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway.health import Check
@@ -13,11 +14,12 @@ from gateway.health import Check
 ReadinessProbe = Callable[[], Sequence[Check]]
 
 
-def create_app(readiness: ReadinessProbe) -> Starlette:
+def create_app(readiness: ReadinessProbe, *, metrics: CollectorRegistry | None = None) -> Starlette:
     """Build the HTTP front.
 
     Args:
         readiness: a blocking probe; it runs in the thread pool, never on the event loop.
+        metrics: the Prometheus registry served at /metrics (SPEC §8).
     """
 
     async def healthz(_: Request) -> JSONResponse:
@@ -33,4 +35,13 @@ def create_app(readiness: ReadinessProbe) -> Starlette:
         }
         return JSONResponse(body, status_code=200 if ready else 503)
 
-    return Starlette(routes=[Route("/healthz", healthz), Route("/readyz", readyz)])
+    routes = [Route("/healthz", healthz), Route("/readyz", readyz)]
+    if metrics is not None:
+        registry = metrics
+
+        async def metrics_endpoint(_: Request) -> Response:
+            body = await run_in_threadpool(generate_latest, registry)
+            return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+        routes.append(Route("/metrics", metrics_endpoint))
+    return Starlette(routes=routes)

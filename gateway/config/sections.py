@@ -126,6 +126,11 @@ class LdapConfig(Model):
     default_sources: tuple[SourceId, ...] = ()
     allow_anonymous_search: bool = False
     service_accounts: tuple[ServiceAccount, ...] = ()
+    size_limit: Integer = Field(default=1000, ge=1, le=1_000_000)
+    time_limit_seconds: Integer = Field(default=30, ge=1, le=3600)
+    max_message_bytes: Integer = Field(default=1_048_576, ge=4096, le=64 * 1_048_576)
+    workers: Integer = Field(default=32, ge=1, le=1024)
+    idle_timeout_seconds: Integer = Field(default=900, ge=0)
 
     @field_validator("tls_key")
     @classmethod

@@ -1,0 +1,168 @@
+"""The built-in demo: what `idgate serve` runs with no configuration (SPEC §8).
+
+A small read-only directory (ldaptor's in-memory server, for the demo only) listens on a
+loopback port in the gateway's own process, and the configuration points an `ldap` source at
+it, so every bind goes the way it goes in production: a search and a bind upstream, and a
+just-in-time sync. A newcomer can bind with `ldapwhoami` at once, then see a disabled and an
+expired user refused.
+"""
+
+import asyncio
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+from ldaptor.protocols.ldap import ldapserver
+from twisted.internet import defer, protocol
+from twisted.python import components
+
+from gateway.config import Config, parse_config
+from gateway.secrets import hash_secret
+
+SUFFIX = "dc=demo,dc=idgate"
+PEOPLE = f"ou=people,{SUFFIX}"
+DIRECTORY_ACCOUNT = f"cn=idgate,ou=services,{SUFFIX}"
+#: The LDAP front's demo service account (what a RADIUS server would bind as).
+SERVICE_ACCOUNT = "cn=radius,ou=services,dc=idgate"
+#: Demo passwords: printed at start, valid only against this in-process directory.
+DIRECTORY_PASSWORD = "demo-directory-secret"  # noqa: S105 - demo only, printed
+SERVICE_PASSWORD = "radius-demo"  # noqa: S105 - demo only, printed
+
+
+@dataclass(frozen=True)
+class DemoUser:
+    uid: str
+    password: str
+    name: str
+    state: str
+    extra: tuple[tuple[str, str], ...] = ()
+
+
+USERS = (
+    DemoUser("alice", "alice-demo", "Alice Demo", "active", (("mobile", "+15550100"),)),
+    DemoUser("bob", "bob-demo", "Bob Demo", "disabled", (("employeeType", "disabled"),)),
+    # shadowExpire is days since 1970-01-01: day 1 expired long ago.
+    DemoUser("carol", "carol-demo", "Carol Demo", "expired", (("shadowExpire", "1"),)),
+)
+
+
+class _Factory(protocol.ServerFactory):
+    protocol = ldapserver.LDAPServer
+
+    def __init__(self, root: Any) -> None:
+        self.root = root
+
+
+_adapter_registered = False
+
+
+def _register_adapter() -> None:
+    # ldaptor's server finds its tree through this adapter (registered once per process).
+    global _adapter_registered
+    from ldaptor import interfaces
+
+    if not _adapter_registered:
+        components.registerAdapter(  # type: ignore[no-untyped-call]
+            lambda f: f.root, _Factory, interfaces.IConnectedLDAPEntry
+        )
+        _adapter_registered = True
+
+
+def _tree() -> Any:
+    # ldaptor.inmemory imports the global reactor: only after `serve` has installed its own.
+    from ldaptor import inmemory
+
+    root = inmemory.ReadOnlyInMemoryLDAPEntry(
+        SUFFIX, {"objectClass": ["top", "domain"], "dc": ["demo"]}
+    )
+    services = root.addChild("ou=services", {"objectClass": ["organizationalUnit"]})
+    services.addChild(
+        "cn=idgate",
+        {"objectClass": ["person"], "cn": ["idgate"], "sn": ["idgate"],
+         "userPassword": [DIRECTORY_PASSWORD]},
+    )  # fmt: skip
+    people = root.addChild("ou=people", {"objectClass": ["organizationalUnit"]})
+    for number, user in enumerate(USERS, start=1):
+        attributes = {
+            "objectClass": ["top", "person", "organizationalPerson", "inetOrgPerson"],
+            "uid": [user.uid],
+            "cn": [user.name],
+            "sn": [user.name.split()[-1]],
+            "givenName": [user.name.split()[0]],
+            "mail": [f"{user.uid}@demo.idgate"],
+            "userPassword": [user.password],
+            "entryUUID": [f"00000000-0000-4000-8000-{number:012d}"],
+        }
+        for name, value in user.extra:
+            attributes[name] = [value]
+        people.addChild(f"uid={user.uid}", attributes)
+    return root
+
+
+class DemoDirectory:
+    """The in-process demo directory; `listen` starts it on the reactor `serve` runs."""
+
+    def __init__(self) -> None:
+        # A free loopback port, known before the configuration is built.
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = int(probe.getsockname()[1])
+        self._listening: Any = None
+
+    def listen(self, reactor: Any) -> None:
+        _register_adapter()
+        self._listening = reactor.listenTCP(self.port, _Factory(_tree()), interface="127.0.0.1")
+
+    async def close(self) -> None:
+        if self._listening is not None:
+            stopped = defer.maybeDeferred(self._listening.stopListening)
+            await stopped.asFuture(asyncio.get_running_loop())
+
+    def config(self, environ: dict[str, str]) -> Config:
+        """The demo configuration: SQLite ./idgate.db and one `ldap` source on this directory."""
+        raw: dict[str, Any] = {
+            "ldap": {
+                "service_accounts": [
+                    {"dn": SERVICE_ACCOUNT, "password_hash": hash_secret(SERVICE_PASSWORD)}
+                ],
+            },
+            "sources": [
+                {
+                    "id": "demo",
+                    "kind": "ldap",
+                    "urls": [f"ldap://127.0.0.1:{self.port}"],
+                    "bind_dn": DIRECTORY_ACCOUNT,
+                    "bind_password": DIRECTORY_PASSWORD,
+                    "roots": [PEOPLE],
+                    "attributes": {"sms_phone": "mobile"},
+                    "status": {
+                        "disabled_attribute": "employeeType",
+                        "disabled_values": ["disabled"],
+                        "expiration_attribute": "shadowExpire",
+                        "expiration_format": "days",
+                    },
+                }
+            ],
+        }
+        return parse_config(raw, environ)
+
+
+def banner(urls: list[str]) -> str:
+    """What the demo prints once it listens: where, and the commands to try."""
+    ldap_url = next((u for u in urls if u.startswith("ldap://")), None)
+    http_url = next((u for u in urls if u.startswith("http://")), None)
+    lines = ["", "idgate demo: no --config given, so a built-in demo directory is running.", ""]
+    if ldap_url:
+        lines += [
+            f"  LDAP front   {ldap_url}",
+            "  try:         ldapwhoami -x -H "
+            f"{ldap_url} -D uid=alice,{PEOPLE} -w {USERS[0].password}",
+            f"               ldapwhoami -x -H {ldap_url} -D bob -w {USERS[1].password}"
+            "     (disabled: refused)",
+            f"               ldapsearch -x -H {ldap_url} -D {SERVICE_ACCOUNT} -w {SERVICE_PASSWORD}"
+            f" -b {PEOPLE} '(uid=alice)'",
+        ]
+    if http_url:
+        lines += [f"  HTTP front   {http_url}  (try {http_url}/readyz, {http_url}/metrics)"]
+    lines += ["", "  users: " + ", ".join(f"{u.uid} / {u.password} ({u.state})" for u in USERS), ""]
+    return "\n".join(lines)

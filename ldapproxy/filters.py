@@ -1,0 +1,191 @@
+"""A client's search filter (RFC 4511 §4.5.1.7, as ldaptor decodes it) in the store's terms.
+
+Translated once per source, because attribute names differ per source (`schema.py`). What the
+gateway cannot evaluate is Undefined, as RFC 4511 §4.5.1.7 asks: an unknown attribute, an
+extensible match, an assertion value that is not UTF-8. Undefined is not FALSE: `(!(x=1))` of
+an unknown `x` matches nothing.
+"""
+
+from collections.abc import Mapping, Sequence, Set
+from typing import Any
+
+from ldaptor.protocols import pureldap
+
+from gateway.search import (
+    And,
+    Const,
+    Equals,
+    GreaterOrEqual,
+    LessOrEqual,
+    Node,
+    Not,
+    Or,
+    Present,
+    Substrings,
+)
+from ldapproxy.schema import SourceSchema
+
+UNDEFINED = Const(None)
+#: The deepest nesting translated; deeper filters are refused before any recursion limit.
+MAX_DEPTH = 50
+
+
+class FilterTooDeep(Exception):
+    pass
+
+
+def _text(value: Any) -> str | None:
+    raw = value.value if hasattr(value, "value") else value
+    if isinstance(raw, str):
+        return raw
+    try:
+        return bytes(raw).decode("utf-8")
+    except (UnicodeDecodeError, TypeError):
+        return None
+
+
+def translate(item: Any, schema: SourceSchema, depth: int = 0) -> Node:
+    """The store filter equivalent to `item` for users of `schema`'s source.
+
+    Raises:
+        FilterTooDeep: more than MAX_DEPTH levels of and/or/not.
+    """
+    if depth > MAX_DEPTH:
+        raise FilterTooDeep
+    if isinstance(item, pureldap.LDAPFilter_and):
+        return And(tuple(translate(i, schema, depth + 1) for i in item))
+    if isinstance(item, pureldap.LDAPFilter_or):
+        return Or(tuple(translate(i, schema, depth + 1) for i in item))
+    if isinstance(item, pureldap.LDAPFilter_not):
+        return Not(translate(item.value, schema, depth + 1))
+    if isinstance(item, pureldap.LDAPFilter_present):
+        return _present(_text(item) or "", schema)
+    if isinstance(item, pureldap.LDAPFilter_substrings):
+        return _substrings(item, schema)
+    if isinstance(item, pureldap.LDAPAttributeValueAssertion):
+        return _assertion(item, schema)
+    return UNDEFINED  # extensibleMatch and anything else
+
+
+def _present(name: str, schema: SourceSchema) -> Node:
+    if name.casefold() in ("objectclass", "entrydn"):
+        return Const(True)
+    attr = schema.attr(name)
+    return UNDEFINED if attr is None else Present(attr)
+
+
+def _assertion(item: Any, schema: SourceSchema) -> Node:
+    name = _text(item.attributeDesc) or ""
+    value = _text(item.assertionValue)
+    if value is None:
+        return UNDEFINED
+    if name.casefold() == "objectclass":
+        classes = {c.casefold() for c in schema.object_classes}
+        if isinstance(item, pureldap.LDAPFilter_equalityMatch | pureldap.LDAPFilter_approxMatch):
+            return Const(value.casefold() in classes)
+        return UNDEFINED
+    attr = schema.attr(name)
+    if attr is None:
+        return UNDEFINED
+    if isinstance(item, pureldap.LDAPFilter_greaterOrEqual):
+        return GreaterOrEqual(attr, value)
+    if isinstance(item, pureldap.LDAPFilter_lessOrEqual):
+        return LessOrEqual(attr, value)
+    # equalityMatch, and approxMatch as equality (RFC 4511 §4.5.1.7.6 leaves the rule open).
+    return Equals(attr, value)
+
+
+def _substrings(item: Any, schema: SourceSchema) -> Node:
+    attr = schema.attr(_text(item.type) or "")
+    if attr is None:
+        return UNDEFINED
+    initial: str | None = None
+    final: str | None = None
+    middle: list[str] = []
+    for part in item.substrings:
+        text = _text(part)
+        if text is None:
+            return UNDEFINED
+        if isinstance(part, pureldap.LDAPFilter_substrings_initial):
+            initial = text
+        elif isinstance(part, pureldap.LDAPFilter_substrings_final):
+            final = text
+        else:
+            middle.append(text)
+    return Substrings(attr, initial, tuple(middle), final)
+
+
+def login_values(item: Any, schema: SourceSchema) -> list[str]:
+    """The names an equality on the login attribute asks for, at the top or in an AND.
+
+    These are the filters of RADIUS servers and SSO agents, `(uid=bob)` or
+    `(&(objectClass=person)(uid=bob))`: when the store has nobody by that name, the
+    gateway asks the directory for exactly that name (SPEC §6).
+    """
+    if isinstance(item, pureldap.LDAPFilter_and):
+        return [v for i in item for v in login_values(i, schema)]
+    if isinstance(item, pureldap.LDAPFilter_equalityMatch):
+        name = (_text(item.attributeDesc) or "").casefold()
+        value = _text(item.assertionValue)
+        if value and name in (schema.login.casefold(), "uid"):
+            return [value]
+    return []
+
+
+def matches(
+    item: Any, attributes: Mapping[str, Sequence[str]], known: Set[str], depth: int = 0
+) -> bool | None:
+    """Evaluate `item` on a small in-memory entry (a naming context or source container).
+
+    Three-valued as RFC 4511 §4.5.1.7 says: True, False, or None for Undefined. An attribute
+    the entry lacks is FALSE when the server knows it (`known`, folded names), else Undefined,
+    as it is for users.
+
+    Raises:
+        FilterTooDeep: more than MAX_DEPTH levels of and/or/not.
+    """
+    if depth > MAX_DEPTH:
+        raise FilterTooDeep
+    if isinstance(item, pureldap.LDAPFilter_and | pureldap.LDAPFilter_or):
+        results = [matches(i, attributes, known, depth + 1) for i in item]
+        decisive = isinstance(item, pureldap.LDAPFilter_or)
+        if decisive in results:
+            return decisive
+        return None if None in results else not decisive
+    if isinstance(item, pureldap.LDAPFilter_not):
+        inner = matches(item.value, attributes, known, depth + 1)
+        return None if inner is None else not inner
+    folded = {name.casefold(): [v.casefold() for v in vs] for name, vs in attributes.items()}
+    name = _text(item.type if isinstance(item, pureldap.LDAPFilter_substrings) else item) or ""
+    if isinstance(item, pureldap.LDAPAttributeValueAssertion):
+        name = _text(item.attributeDesc) or ""
+    if name.casefold() not in folded and name.casefold() not in known:
+        return None
+    if isinstance(item, pureldap.LDAPFilter_present):
+        return (_text(item) or "").casefold() in folded
+    if isinstance(item, pureldap.LDAPFilter_substrings):
+        values = folded.get((_text(item.type) or "").casefold(), [])
+        pieces = [(_text(p) or "").casefold() for p in item.substrings]
+        return any(_substring_match(v, item.substrings, pieces) for v in values)
+    if isinstance(item, pureldap.LDAPFilter_equalityMatch | pureldap.LDAPFilter_approxMatch):
+        value = _text(item.assertionValue)
+        values = folded.get((_text(item.attributeDesc) or "").casefold(), [])
+        return value is not None and value.casefold() in values
+    return None
+
+
+def _substring_match(value: str, parts: Sequence[Any], pieces: Sequence[str]) -> bool:
+    position = 0
+    for part, piece in zip(parts, pieces, strict=True):
+        if isinstance(part, pureldap.LDAPFilter_substrings_initial):
+            if not value.startswith(piece):
+                return False
+            position = len(piece)
+        elif isinstance(part, pureldap.LDAPFilter_substrings_final):
+            return value.endswith(piece) and len(value) - len(piece) >= position
+        else:
+            found = value.find(piece, position)
+            if found < 0:
+                return False
+            position = found + len(piece)
+    return True

@@ -1,0 +1,176 @@
+"""LDAP messages on the wire: framing, decoding, and the controls the front understands.
+
+ldaptor's BER classes do the encoding; this module adds what a server facing the network needs
+around them:
+
+- framing with a size limit, read from the outer SEQUENCE header before anything is decoded
+  (RFC 4511 §5.1: one LDAPMessage per BER element), so an oversized or endless message costs
+  a few bytes of header, not memory;
+- one exception, `BadMessage`, for anything that does not decode as an LDAPMessage carrying a
+  request; the server answers it with the Notice of Disconnection (RFC 4511 §4.4.1);
+- a bind request whose ``repr`` leaves the password out (ldaptor's prints it);
+- the Simple Paged Results control value (RFC 2696).
+"""
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from ldaptor.protocols import pureber, pureldap
+
+#: RFC 4511 §4.4.1: the Notice of Disconnection's responseName.
+NOTICE_OF_DISCONNECTION = b"1.3.6.1.4.1.1466.20036"
+PAGED_RESULTS = b"1.2.840.113556.1.4.319"
+#: Controls a client may mark critical: the front acts on them or they are harmless here.
+#: ManageDsaIT (RFC 3296) changes nothing where there are no referral objects.
+MANAGE_DSA_IT = b"2.16.840.1.113730.3.4.2"
+
+
+class BadMessage(Exception):
+    """What arrived is not an LDAPMessage carrying a request (RFC 4511 §4.1.1)."""
+
+
+class SafeBindRequest(pureldap.LDAPBindRequest):  # type: ignore[misc]
+    """A bind request that never shows its credentials, whoever logs it."""
+
+    def __repr__(self) -> str:
+        kind = "sasl" if self.sasl else "simple"
+        return f"LDAPBindRequest(version={self.version!r}, dn={self.dn!r}, auth=<{kind} hidden>)"
+
+
+class _Operations(pureldap.LDAPBERDecoderContext):  # type: ignore[misc]
+    Identities: ClassVar[dict[int, type]] = {
+        **pureldap.LDAPBERDecoderContext.Identities,
+        pureldap.LDAPBindRequest.tag: SafeBindRequest,
+    }
+
+
+def _decoder() -> Any:
+    return pureldap.LDAPBERDecoderContext_LDAPMessage(
+        fallback=_Operations(fallback=pureber.BERDecoderContext()),
+        inherit=_Operations(fallback=pureber.BERDecoderContext()),
+    )
+
+
+_MESSAGE = _decoder()
+_SEQUENCE = 0x30
+
+
+@dataclass(frozen=True)
+class Control:
+    oid: bytes
+    critical: bool
+    value: bytes | None
+
+
+@dataclass(frozen=True)
+class Request:
+    id: int
+    op: Any
+    controls: tuple[Control, ...]
+
+
+def frame_length(buffer: bytes, limit: int) -> int | None:
+    """The length of the first whole message in `buffer`, or None when more bytes are needed.
+
+    Raises:
+        BadMessage: not a SEQUENCE, a malformed length, or a message longer than `limit`.
+    """
+    if not buffer:
+        return None
+    if buffer[0] != _SEQUENCE:
+        raise BadMessage("not an LDAPMessage")
+    if len(buffer) < 2:
+        return None
+    first = buffer[1]
+    if first < 0x80:
+        length, header = first, 2
+    else:
+        octets = first & 0x7F
+        if octets == 0 or octets > 4:  # indefinite length is not allowed (RFC 4511 §5.1)
+            raise BadMessage("unsupported BER length")
+        if len(buffer) < 2 + octets:
+            return None
+        length, header = int.from_bytes(buffer[2 : 2 + octets], "big"), 2 + octets
+    if header + length > limit:
+        raise BadMessage(f"message of {header + length} bytes exceeds the limit of {limit}")
+    return header + length if len(buffer) >= header + length else None
+
+
+def decode(frame: bytes) -> Request:
+    """Decode one framed LDAPMessage.
+
+    Raises:
+        BadMessage: anything ldaptor cannot decode, or a message that is not a request.
+    """
+    try:
+        content = frame[len(frame) - _content_length(frame) :]
+        message = pureldap.LDAPMessage.fromBER(_SEQUENCE, content, _MESSAGE)
+    except BadMessage:
+        raise
+    except Exception as exc:  # ldaptor raises asserts, IndexError, its own BER errors
+        raise BadMessage("undecodable LDAPMessage") from exc
+    if not isinstance(message.value, pureldap.LDAPProtocolRequest):
+        raise BadMessage("not a request")
+    if not isinstance(message.id, int) or not 0 <= message.id <= 2**31 - 1:
+        raise BadMessage("bad messageID")
+    controls = tuple(
+        Control(bytes(oid), bool(critical), None if value is None else bytes(value))
+        for oid, critical, value in message.controls or ()
+    )
+    return Request(message.id, message.value, controls)
+
+
+def _content_length(frame: bytes) -> int:
+    first = frame[1]
+    if first < 0x80:
+        return first
+    return int.from_bytes(frame[2 : 2 + (first & 0x7F)], "big")
+
+
+def encode(
+    message_id: int, op: Any, controls: list[tuple[bytes, bool | None, bytes]] | None = None
+) -> bytes:
+    return bytes(pureldap.LDAPMessage(op, controls=controls, id=message_id).toWire())
+
+
+def notice_of_disconnection(code: int, message: str) -> bytes:
+    """RFC 4511 §4.4.1: the unsolicited notification sent before the server closes."""
+    op = pureldap.LDAPExtendedResponse(
+        resultCode=code, responseName=NOTICE_OF_DISCONNECTION, errorMessage=message
+    )
+    return encode(0, op)
+
+
+# -- RFC 2696 Simple Paged Results --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    size: int
+    cookie: bytes
+
+
+def decode_page_request(value: bytes | None) -> PageRequest:
+    """realSearchControlValue ::= SEQUENCE { size INTEGER, cookie OCTET STRING }.
+
+    Raises:
+        BadMessage: the value is not that sequence.
+    """
+    if value is None:
+        raise BadMessage("paged results control without a value")
+    try:
+        decoded, used = pureber.berDecodeObject(pureber.BERDecoderContext(), value)
+        size, cookie = decoded
+    except Exception as exc:
+        raise BadMessage("malformed paged results control") from exc
+    if used != len(value) or not isinstance(size, pureber.BERInteger):
+        raise BadMessage("malformed paged results control")
+    if not isinstance(cookie, pureber.BEROctetString) or size.value < 0:
+        raise BadMessage("malformed paged results control")
+    return PageRequest(int(size.value), bytes(cookie.value))
+
+
+def page_response(cookie: bytes) -> tuple[bytes, bool | None, bytes]:
+    """The control returned with SearchResultDone; size is 0 ("unknown", RFC 2696 §3)."""
+    value = pureber.BERSequence([pureber.BERInteger(0), pureber.BEROctetString(cookie)])
+    return (PAGED_RESULTS, None, bytes(value.toWire()))
