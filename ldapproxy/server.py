@@ -128,6 +128,8 @@ class PagedSearch:
 @dataclass
 class Operation:
     id: int
+    #: RFC 4511 §4.11: Bind and StartTLS cannot be abandoned (nor Abandon and Unbind).
+    abandonable: bool = True
     abandoned: threading.Event = field(default_factory=threading.Event)
 
 
@@ -265,7 +267,14 @@ class Connection(protocol.Protocol, TimeoutMixin):
         if handler is None:  # a request type ldaptor decodes but LDAPv3 servers don't serve
             self._disconnect(Code.PROTOCOL_ERROR, "unknown operation")
             return
-        operation = Operation(request.id)
+        operation = Operation(
+            request.id,
+            abandonable=not isinstance(request.op, pureldap.LDAPBindRequest)
+            and not (
+                isinstance(request.op, pureldap.LDAPExtendedRequest)
+                and bytes(request.op.requestName) == START_TLS
+            ),
+        )
         if not isinstance(request.op, pureldap.LDAPAbandonRequest | pureldap.LDAPUnbindRequest):
             self._operations[request.id] = operation
         result = defer.maybeDeferred(self._checked, handler, request)
@@ -401,8 +410,10 @@ class Connection(protocol.Protocol, TimeoutMixin):
         if scope is None:
             raise LdapError(Code.PROTOCOL_ERROR, "unknown search scope")
         attributes = [_text(a) for a in op.attributes]
+        if op.sizeLimit < 0 or op.timeLimit < 0:  # RFC 4511 §4.5.1: INTEGER (0 .. maxInt)
+            raise LdapError(Code.PROTOCOL_ERROR, "negative size or time limit")
         if not base and scope is Scope.BASE:
-            self._root_dse(request, attributes, bool(op.typesOnly))
+            self._root_dse(request, op.filter, attributes, bool(op.typesOnly))
             return None
         self._may_search(base, scope)
         page = self._page_request(request)
@@ -487,7 +498,11 @@ class Connection(protocol.Protocol, TimeoutMixin):
         reached = tree.containers(base, scope)
         if not reached and not targets:
             raise LdapError(Code.NO_SUCH_OBJECT, "no such entry")
-        containers = [] if state is not None else self._matching(reached, ldap_filter)
+        matching = [] if state is not None else self._matching(reached, ldap_filter)
+        # Container entries count against the size limit like users (RFC 4511 §4.5.1.4).
+        containers = matching[:want]
+        cut = len(matching) > want
+        want -= len(containers)
         queries = self._queries(targets, ldap_filter)
         after = state.after_id if state else None
         users, more, timed_out = self._run_query(queries, after, want, deadline, operation)
@@ -502,7 +517,7 @@ class Connection(protocol.Protocol, TimeoutMixin):
             and self._include_missing(targets, ldap_filter)
         ):
             users, more, timed_out = self._run_query(queries, after, want, deadline, operation)
-        return Collected(containers=containers, users=users, more=more, timed_out=timed_out)
+        return Collected(containers=containers, users=users, more=more or cut, timed_out=timed_out)
 
     def _matching(self, containers: list[Container], ldap_filter: Any) -> list[Container]:
         try:
@@ -581,10 +596,19 @@ class Connection(protocol.Protocol, TimeoutMixin):
             self._reply(request, Code.TIME_LIMIT_EXCEEDED, "time limit exceeded")
             return
         if page is not None:
+            returned = (state.returned if state else 0) + count
+            if limit and returned >= limit and collected.more:
+                # The client's own sizeLimit spans the pages of one search (RFC 2696 §3).
+                self._reply(
+                    request,
+                    Code.SIZE_LIMIT_EXCEEDED,
+                    f"more than {limit} entries match",
+                    controls=[wire.page_response(b"")],
+                )
+                return
             cookie = b""
             if collected.more and collected.users:
                 cookie = secrets.token_bytes(16)
-                returned = (state.returned if state else 0) + count
                 self._pages[cookie] = PagedSearch(signature, collected.users[-1].user.id, returned)
                 while len(self._pages) > 16:  # a client that never finishes its pages
                     self._pages.pop(next(iter(self._pages)))
@@ -608,7 +632,9 @@ class Connection(protocol.Protocol, TimeoutMixin):
         entry = pureldap.LDAPSearchResultEntry(objectName=dn, attributes=entries.encoded(chosen))
         self._send(message_id, entry)
 
-    def _root_dse(self, request: wire.Request, attributes: list[str], types_only: bool) -> None:
+    def _root_dse(
+        self, request: wire.Request, ldap_filter: Any, attributes: list[str], types_only: bool
+    ) -> None:
         """RFC 4512 §5.1; its attributes are operational, but clients expect them by default."""
         contexts = self.services.tree.naming_contexts()
         user: entries.Attributes = [
@@ -621,7 +647,12 @@ class Connection(protocol.Protocol, TimeoutMixin):
             ("vendorName", ["idgate"]),
         ]
         user = [(name, values) for name, values in user if values]
-        self._send_entry(request.id, "", user, [], attributes, types_only)
+        try:
+            matched = filters.matches(ldap_filter, dict(user), self._known)
+        except filters.FilterTooDeep:
+            raise LdapError(Code.UNWILLING_TO_PERFORM, "filter nested too deeply") from None
+        if matched:
+            self._send_entry(request.id, "", user, [], attributes, types_only)
         self._reply(request, Code.SUCCESS)
 
     # -- extended operations (RFC 4511 §4.12) -----------------------------------------------
@@ -679,7 +710,7 @@ class Connection(protocol.Protocol, TimeoutMixin):
 
     def abandon(self, request: wire.Request) -> None:
         target = self._operations.get(int(request.op.value))
-        if target is not None:
+        if target is not None and target.abandonable:
             target.abandoned.set()  # RFC 4511 §4.11: no response, to either
 
     def close(self) -> None:
@@ -717,7 +748,7 @@ def _password_modify_fields(value: bytes | None) -> tuple[str | None, str, str]:
     try:
         decoded, _ = pureber.berDecodeObject(
             pureldap.LDAPBERDecoderContext_LDAPPasswordModifyRequest(
-                fallback=pureber.BERDecoderContext()
+                fallback=wire.strict_context()
             ),
             value,
         )

@@ -37,6 +37,20 @@ class SafeBindRequest(pureldap.LDAPBindRequest):  # type: ignore[misc]
         return f"LDAPBindRequest(version={self.version!r}, dn={self.dn!r}, auth=<{kind} hidden>)"
 
 
+class _Strict(pureber.BERDecoderContext):  # type: ignore[misc]
+    """The last resort of every lookup: an unknown tag is a bad message (RFC 4511 §4.1.1).
+
+    ldaptor's own last resort prints a line per unknown element to stdout and skips the
+    element, which lets a client flood the log and have parts of a request ignored.
+    """
+
+    def lookup_id(self, tag: int) -> Any:
+        found = super().lookup_id(tag)
+        if found is None:
+            raise BadMessage(f"unknown BER tag 0x{tag:02x}")
+        return found
+
+
 class _Operations(pureldap.LDAPBERDecoderContext):  # type: ignore[misc]
     Identities: ClassVar[dict[int, type]] = {
         **pureldap.LDAPBERDecoderContext.Identities,
@@ -46,8 +60,8 @@ class _Operations(pureldap.LDAPBERDecoderContext):  # type: ignore[misc]
 
 def _decoder() -> Any:
     return pureldap.LDAPBERDecoderContext_LDAPMessage(
-        fallback=_Operations(fallback=pureber.BERDecoderContext()),
-        inherit=_Operations(fallback=pureber.BERDecoderContext()),
+        fallback=_Operations(fallback=_Strict()),
+        inherit=_Operations(fallback=_Strict()),
     )
 
 
@@ -150,6 +164,11 @@ class PageRequest:
     cookie: bytes
 
 
+def strict_context() -> Any:
+    """A decoder context that refuses unknown tags, for nested values (extended requests)."""
+    return _Strict()
+
+
 def decode_page_request(value: bytes | None) -> PageRequest:
     """realSearchControlValue ::= SEQUENCE { size INTEGER, cookie OCTET STRING }.
 
@@ -159,7 +178,7 @@ def decode_page_request(value: bytes | None) -> PageRequest:
     if value is None:
         raise BadMessage("paged results control without a value")
     try:
-        decoded, used = pureber.berDecodeObject(pureber.BERDecoderContext(), value)
+        decoded, used = pureber.berDecodeObject(_Strict(), value)
         size, cookie = decoded
     except Exception as exc:
         raise BadMessage("malformed paged results control") from exc
