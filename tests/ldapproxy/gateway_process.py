@@ -1,0 +1,334 @@
+"""The gateway as its users meet it: `idgate serve --only ldap` as a subprocess.
+
+`GatewayProcess` writes a TOML configuration into a temp dir (SQLite store beside it, the LDAP
+front on a free loopback port, optionally LDAPS and StartTLS with a throwaway CA, one service
+account `cn=radius,ou=services,dc=idgate`, the sources it is given), runs `idgate db upgrade`
+and then `idgate serve --config F --only ldap --log-format json` in a process group of its own
+(`ServerProcess`: one log per start in the temp dir, teardown that never leaves it behind). It
+is ready when its port accepts a connection; `shut_down()` sends SIGTERM and insists on a clean
+exit within a few seconds.
+
+`DemoProcess` runs `idgate serve` with no configuration at all (the built-in demo), in a temp
+working directory, with its ports moved by `IDGATE_LDAP__LISTEN` / `IDGATE_HTTP__LISTEN`.
+
+Source tables are built like tests/gateway/realgw.py builds them. Nothing here imports pytest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from gateway.secrets import hash_secret
+from tests.servers.ldap_client import accepts
+from tests.servers.process import ServerProcess
+from tests.servers.tls import TlsFiles
+
+IDGATE = Path(sys.executable).parent / "idgate"
+SERVICE_DN = "cn=radius,ou=services,dc=idgate"
+SERVICE_PASSWORD = "radius-front-secret"
+
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 5.0
+
+
+class GatewayError(RuntimeError):
+    """The gateway could not be configured, started, or did not shut down cleanly."""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def clean_environment(**extra: str) -> dict[str, str]:
+    """This process's environment without `IDGATE_<SECTION>__<KEY>` overrides (a developer's
+    shell must not reconfigure the gateway under test), plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not (k.startswith("IDGATE_") and "__" in k)}
+    env.update(extra)
+    return env
+
+
+class _IdgateServer(ServerProcess):
+    """What both gateways share: readiness on the LDAP port, and a SIGTERM shutdown that
+    must end the process cleanly."""
+
+    program = "idgate"
+    _error = GatewayError
+    start_timeout = START_TIMEOUT
+    stop_timeout = STOP_TIMEOUT
+    poll_interval = 0.02
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"ldap://127.0.0.1:{self.port}"
+
+    def shut_down(self, timeout: float = STOP_TIMEOUT) -> float:
+        """SIGTERM to the process group; the seconds until it exited.
+
+        Raises: GatewayError when it is still running after `timeout` (it is then killed)
+        or exits with a status other than 0; the message carries the log tail.
+        """
+        process = self._process
+        if process is None or process.poll() is not None:
+            status = None if process is None else process.returncode
+            raise GatewayError(f"not running at shutdown (status {status}):\n{self.log_tail()}")
+        began = time.monotonic()
+        self._ask_to_stop(process)
+        try:
+            status = process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise GatewayError(
+                f"still running {timeout:g} s after SIGTERM (killed); log tail:\n{self.log_tail()}"
+            ) from None
+        took = time.monotonic() - began
+        if status != 0:
+            raise GatewayError(f"exited with status {status} after SIGTERM:\n{self.log_tail()}")
+        return took
+
+    def _ready(self) -> bool:
+        return bool(self.port) and accepts("127.0.0.1", self.port)
+
+    def _location(self) -> str:
+        return f"port {self.port}"
+
+    def _exit_error(self, exit_code: int) -> Exception:
+        return GatewayError(
+            f"`idgate serve` exited with status {exit_code}; log tail:\n{self.log_tail()}"
+        )
+
+
+class GatewayProcess(_IdgateServer):
+    """`idgate serve --only ldap` with its own configuration and SQLite store.
+
+    Attributes after start: `url`, `port`, `ldaps_url`/`ldaps_port` (with `ldaps=True`),
+    `config_path`, `store_path`, `workdir`, `log_path`, `pid`.
+    """
+
+    def __init__(
+        self,
+        sources: Sequence[Mapping[str, Any]],
+        *,
+        jit_interval_seconds: int = 0,
+        tls: TlsFiles | None = None,
+        ldaps: bool = False,
+        sync: Mapping[str, Any] | None = None,
+        ldap: Mapping[str, Any] | None = None,
+        log_level: str = "info",
+        base_dir: Path | None = None,
+    ) -> None:
+        """
+        Parameters:
+            sources: `[[sources]]` tables (realgw.slapd_source / samba_source).
+            jit_interval_seconds: `[sync] jit_interval_seconds` (0: every bind reads).
+            tls: certificate and key of the front (StartTLS); `ldaps` also opens LDAPS.
+            sync, ldap: more keys of `[sync]` and `[ldap]`.
+            log_level: `serve --log-level`.
+        """
+        super().__init__()
+        if ldaps and tls is None:
+            raise GatewayError("ldaps=True needs tls files")
+        self.sources = [dict(s) for s in sources]
+        self.jit_interval_seconds = jit_interval_seconds
+        self.tls = tls
+        self.ldaps = ldaps
+        self._sync = dict(sync or {})
+        self._ldap = dict(ldap or {})
+        self.log_level = log_level
+        self._base_dir = base_dir
+        self.ldaps_port = 0
+
+    @property
+    def ldaps_url(self) -> str:
+        if not self.ldaps:
+            raise GatewayError("made without ldaps=True")
+        return f"ldaps://127.0.0.1:{self.ldaps_port}"
+
+    @property
+    def config_path(self) -> Path:
+        return self.workdir / "idgate.toml"
+
+    @property
+    def store_path(self) -> Path:
+        return self.workdir / "idgate.db"
+
+    @property
+    def store_url(self) -> str:
+        return f"sqlite:///{self.store_path}"
+
+    def start(self) -> None:
+        """Write the configuration and the schema (first start), then serve.
+
+        Raises: GatewayError with the command's output or the log tail.
+        """
+        if self.running:
+            return
+        if self._workdir is None:
+            self._workdir = Path(tempfile.mkdtemp(prefix="idgate-front-", dir=self._base_dir))
+            self._close_at_exit()
+            self.port = free_port()
+            if self.ldaps:
+                self.ldaps_port = free_port()
+            self.config_path.write_text(to_toml(self.document()))
+            _idgate("db", "upgrade", "--config", str(self.config_path))
+        command = [
+            str(IDGATE), "serve", "--config", str(self.config_path), "--only", "ldap",
+            "--log-format", "json", "--log-level", self.log_level,
+        ]  # fmt: skip
+        self._launch(command, log_dir=self.workdir, env=clean_environment())
+
+    def document(self) -> dict[str, Any]:
+        """The configuration, as the TOML document's tables."""
+        ldap: dict[str, Any] = {"listen": f"127.0.0.1:{self.port}"}
+        if self.tls is not None:
+            ldap["tls_cert"] = str(self.tls.cert_file)
+            ldap["tls_key"] = str(self.tls.key_file)
+        if self.ldaps:
+            ldap["ldaps_listen"] = f"127.0.0.1:{self.ldaps_port}"
+        ldap.update(self._ldap)
+        ldap["service_accounts"] = [
+            {"dn": SERVICE_DN, "password_hash": hash_secret(SERVICE_PASSWORD)}
+        ]
+        # Shared gateways see many deliberate wrong passwords: no test may trip the limit
+        # for another (the limit has tests of its own elsewhere).
+        sync: dict[str, Any] = {
+            "jit_interval_seconds": self.jit_interval_seconds,
+            "failed_auth_limit": 1000,
+            **self._sync,
+        }
+        return {
+            "store": {"url": self.store_url},
+            # Not served with --only ldap; port 0 so it can never clash with anything.
+            "http": {"listen": "127.0.0.1:0"},
+            "ldap": ldap,
+            "sync": sync,
+            "sources": self.sources,
+        }
+
+    def log_records(self) -> list[dict[str, Any]]:
+        """Every JSON log line of every start (lines that are not JSON raise)."""
+        return [json.loads(line) for line in self.log_text().splitlines() if line.strip()]
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"<GatewayProcess {self.url if self.port else 'not started'} {state}>"
+
+
+class DemoProcess(_IdgateServer):
+    """`idgate serve` without --config: the built-in demo, in a temp working directory
+    (it writes ./idgate.db), on free ports given through environment overrides."""
+
+    def __init__(self, base_dir: Path | None = None) -> None:
+        super().__init__()
+        self.http_port = 0
+        self._base_dir = base_dir
+
+    def start(self) -> None:
+        if self.running:
+            return
+        if self._workdir is None:
+            self._workdir = Path(tempfile.mkdtemp(prefix="idgate-demo-", dir=self._base_dir))
+            self._close_at_exit()
+            self.port = free_port()
+            self.http_port = free_port()
+        env = clean_environment(
+            IDGATE_LDAP__LISTEN=f"127.0.0.1:{self.port}",
+            IDGATE_HTTP__LISTEN=f"127.0.0.1:{self.http_port}",
+        )
+        # `env -C`: the demo's store is ./idgate.db, so it runs in the temp dir (env execs
+        # idgate, which keeps the pid and the process group).
+        command = ["env", "-C", str(self.workdir), str(IDGATE), "serve"]
+        self._launch(command, log_dir=self.workdir, env=env)
+
+    def banner(self, timeout: float = 10.0) -> str:
+        """The banner the demo prints once it listens (stderr, in the log).
+
+        Raises: GatewayError when no banner appeared within `timeout`.
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.log_text()
+            if "ldapwhoami" in text and "users:" in text:
+                return text
+            time.sleep(0.02)
+        raise GatewayError(f"no banner after {timeout:g} s; log tail:\n{self.log_tail()}")
+
+
+_DEMO_COMMAND = re.compile(r"(ldapwhoami [^\n]*?)(?:\s{2,}\(.*\))?$", re.MULTILINE)
+
+
+def banner_commands(banner: str) -> list[str]:
+    """The `ldapwhoami ...` command lines the banner prints, without their trailing notes."""
+    return [match[1].strip() for match in _DEMO_COMMAND.finditer(banner)]
+
+
+# -- TOML --------------------------------------------------------------------------------------
+
+
+def to_toml(document: Mapping[str, Any]) -> str:
+    """TOML for nested tables, arrays of tables and str/int/float/bool/list values.
+
+    Strings are written as JSON strings, which are valid TOML basic strings."""
+    lines: list[str] = []
+    _table(lines, "", document)
+    return "\n".join(lines).lstrip() + "\n"
+
+
+def _table(lines: list[str], prefix: str, data: Mapping[str, Any]) -> None:
+    for key, value in data.items():
+        if not isinstance(value, Mapping) and not _is_table_array(value):
+            lines.append(f"{key} = {_value(value)}")
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            lines += ["", f"[{prefix}{key}]"]
+            _table(lines, f"{prefix}{key}.", value)
+        elif _is_table_array(value):
+            for item in value:
+                lines += ["", f"[[{prefix}{key}]]"]
+                _table(lines, f"{prefix}{key}.", item)
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    raise GatewayError(f"cannot write {type(value).__name__} as TOML")
+
+
+def _is_table_array(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, Mapping) for v in value)
+
+
+def _idgate(*args: str) -> None:
+    completed = subprocess.run(
+        [str(IDGATE), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        env=clean_environment(),
+    )
+    if completed.returncode != 0:
+        output = (completed.stderr or completed.stdout).strip()
+        raise GatewayError(f"`idgate {' '.join(args)}` failed ({completed.returncode}):\n{output}")

@@ -1,0 +1,53 @@
+"""The zero-configuration start (SPEC §8): `idgate serve` with no file runs the built-in demo,
+and the commands its banner prints work as printed."""
+
+import shlex
+from collections.abc import Iterator
+
+import pytest
+
+from tests.ldapproxy.clients import ldap_tool
+from tests.ldapproxy.gateway_process import DemoProcess, banner_commands
+
+
+@pytest.fixture(scope="module")
+def demo() -> Iterator[DemoProcess]:
+    process = DemoProcess()
+    try:
+        process.start()
+        yield process
+        process.shut_down()
+    finally:
+        process.close()
+
+
+def test_the_demo_listens_where_the_environment_says(demo: DemoProcess) -> None:
+    banner = demo.banner()
+
+    assert f"LDAP front   ldap://127.0.0.1:{demo.port}" in banner
+    assert f"HTTP front   http://127.0.0.1:{demo.http_port}" in banner
+    assert (demo.workdir / "idgate.db").exists()  # ./idgate.db, in its working directory
+
+
+def test_the_printed_commands_work_as_printed(demo: DemoProcess) -> None:
+    alice_line, bob_line = banner_commands(demo.banner())
+    assert "alice" in alice_line and "bob" in bob_line
+
+    alice = ldap_tool(*shlex.split(alice_line))
+    bob = ldap_tool(*shlex.split(bob_line))
+
+    assert (alice.returncode, alice.stdout.strip()) == (
+        0,
+        "dn:uid=alice,ou=people,dc=demo,dc=idgate",
+    ), alice.stderr
+    assert bob.returncode == 49, bob
+    assert "account disabled" in bob.stderr  # the demo directory took bob's password
+
+
+def test_the_printed_search_finds_alice(demo: DemoProcess) -> None:
+    [line] = [ln for ln in demo.banner().splitlines() if "ldapsearch" in ln]
+
+    result = ldap_tool(*shlex.split(line[line.index("ldapsearch") :]))
+
+    assert result.returncode == 0, result.stderr
+    assert "dn: uid=alice,ou=people,dc=demo,dc=idgate" in result.stdout
