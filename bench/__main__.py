@@ -4,18 +4,21 @@ import argparse
 import logging
 import sys
 
-from bench import auth
+from bench import auth, ldap
+
+BENCHMARKS = {"auth": auth, "ldap": ldap}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     commands = parser.add_subparsers(dest="benchmark", required=True)
-    auth.add_arguments(
-        commands.add_parser("auth", help=auth.SUMMARY, description=auth.__doc__),
-    )
+    for name, benchmark in BENCHMARKS.items():
+        benchmark.add_arguments(
+            commands.add_parser(name, help=benchmark.SUMMARY, description=benchmark.__doc__),
+        )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    return auth.run(args)
+    return int(BENCHMARKS[args.benchmark].run(args))
 
 
 if __name__ == "__main__":
