@@ -120,6 +120,8 @@ class Target:
     upstream_connections: int
     #: CPU seconds while measured: the clients (summed) and each server process.
     cpu_seconds: dict[str, float | None]
+    #: 1-minute load average when it ended (other work on the machine shows here).
+    load_average: float
 
     def per_bind(self, count: float | None) -> float | None:
         """`count` per client bind, opening binds included (they reach the servers too)."""
@@ -146,6 +148,7 @@ class Target:
             "upstream_searches_per_bind": _rounded(self.per_bind(self.upstream_searches)),
             "upstream_connections_per_bind": _rounded(self.per_bind(self.upstream_connections)),
             "cpu_ms_per_bind": cpu_ms,
+            "load_average_1m": round(self.load_average, 2),
         }
 
 
@@ -357,6 +360,7 @@ class _Measurer:
             upstream.count_operations("SRCH") - searches,
             upstream.count_connections() - connections,
             {"clients": clients_cpu, **cpu},
+            os.getloadavg()[0],
         )
         m = measurement
         print(

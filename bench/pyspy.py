@@ -31,6 +31,7 @@ _TOP = 20
 # The number that tells the threads of a pool apart: `ThreadPoolExecutor-0_3`, `Thread-7`.
 _THREAD_NUMBER = re.compile(r"\d+$")
 # A frame of idgate's own code: `authenticate (gateway/auth.py:117)`.
+_FILE = re.compile(r"\((?P<top>[^/():]+)[^()]*:\d+\)$")
 _OWN_CODE = re.compile(r"\((?:gateway|ldapproxy|store|scim)/")
 
 
@@ -88,6 +89,7 @@ def rank_samples(collapsed: str, top: int = _TOP) -> dict[str, Any]:
     together: `ThreadPoolExecutor-0_*`); functions by the samples in which they are running
     (self); idgate's own functions by the samples in which they are on the stack (total)."""
     threads: Counter[str] = Counter()
+    packages: Counter[str] = Counter()
     own: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     samples = 0
@@ -97,22 +99,31 @@ def rank_samples(collapsed: str, top: int = _TOP) -> dict[str, Any]:
             continue
         count = int(count_text)
         frames = stack.split(";")
+        thread = "?"
         if frames[0].startswith("thread ("):
-            name = frames.pop(0).partition(": ")[2] or "?"
-            threads[_THREAD_NUMBER.sub("*", name)] += count
+            thread = _THREAD_NUMBER.sub("*", frames.pop(0).partition(": ")[2] or "?")
         if not frames:
             continue
         samples += count
+        threads[thread] += count
         own[frames[-1]] += count
+        packages[_package(frames[-1])] += count
         for frame in set(frames):
             if _OWN_CODE.search(frame):
                 inclusive[frame] += count
     return {
         "samples": samples,
         "threads": threads.most_common(top),
+        "packages": packages.most_common(top),
         "self": own.most_common(top),
         "total_own_code": inclusive.most_common(top),
     }
+
+
+def _package(frame: str) -> str:
+    """The top-level package (or stdlib module) of a frame: `f (ldap3/core/x.py:1)` -> ldap3."""
+    match = _FILE.search(frame)
+    return match["top"].removesuffix(".py") if match else "?"
 
 
 def py_spy() -> Path:
@@ -130,6 +141,7 @@ def print_profile(profile: dict[str, Any]) -> None:
     )
     rankings = (
         ("threads", "by thread"),
+        ("packages", "running, by package (self)"),
         ("self", "running (self)"),
         ("total_own_code", "idgate's functions on the stack (total)"),
     )
