@@ -18,9 +18,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -33,12 +30,13 @@ from typing import Any
 import ldap3
 from sqlalchemy import create_engine, func, select, text
 
+from bench.machine import cpu_seconds, environment
 from bench.measure import Attempt, AttemptFactory, Measurement, run_each, run_for, stateless
 from bench.users import BenchUser, generate, load
 from gateway.config import parse_config
 from gateway.main import Runtime, build
 from store.models import User
-from tests.servers.slapd import Slapd, close_quietly, find_installation
+from tests.servers.slapd import Slapd, close_quietly
 
 SUMMARY = "authenticate() against plain upstream binds, on a throwaway slapd"
 ROOT = Path(__file__).resolve().parents[1]
@@ -196,10 +194,10 @@ def _measure(
 
     def counted(key: str, measure: Callable[[], Measurement]) -> Scenario:
         searches, binds = slapd.count_operations("SRCH"), slapd.count_binds()
-        cpu, slapd_cpu = time.process_time(), _cpu_seconds(slapd.pid)
+        cpu, slapd_cpu = time.process_time(), cpu_seconds(slapd.pid)
         measurement = measure()
         cpu_used = time.process_time() - cpu
-        slapd_now = _cpu_seconds(slapd.pid)
+        slapd_now = cpu_seconds(slapd.pid)
         time.sleep(_LOG_SETTLE_SECONDS)
         scenario = Scenario(
             key,
@@ -358,7 +356,7 @@ def _report(
         "benchmark": "auth",
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
         "parameters": parameters,
-        "environment": _environment(),
+        "environment": environment(["gateway", "store"]),
         "load_seconds": round(load_seconds, 2),
         "total_seconds": round(total, 1),
         "scenarios": {s.key: s.as_dict() for s in scenarios},
@@ -402,43 +400,3 @@ def _print_table(report: dict[str, Any], scenarios: list[Scenario]) -> None:
         f" {environment['cpus']} CPUs, load average {environment['load_average_1m_at_start']:.2f}"
         f" at start; total {report['total_seconds']:.0f} s"
     )
-
-
-def _cpu_seconds(pid: int | None) -> float | None:
-    """User + system CPU seconds of a process so far (Linux /proc); None elsewhere."""
-    if pid is None:
-        return None
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return None
-    # Fields 14 and 15 of proc(5), utime and stime, counted after the ")" of the name.
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _environment() -> dict[str, Any]:
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "slapd": _first_line([str(find_installation().slapd), "-VV"]),
-        "commit": _first_line(["git", "rev-parse", "--short", "HEAD"]),
-        # Whether the measured code differs from that commit (bench/ itself does not count).
-        "uncommitted_changes": bool(
-            _first_line(
-                ["git", "status", "--porcelain", "--untracked-files=no", "--", "gateway", "store"]
-            )
-        ),
-        "executable": sys.executable,
-    }
-
-
-def _first_line(command: list[str]) -> str | None:
-    try:
-        completed = subprocess.run(  # noqa: S603 - fixed argv, no shell
-            command, capture_output=True, text=True, check=False, timeout=10, cwd=ROOT
-        )
-    except OSError:
-        return None
-    lines = (completed.stdout or completed.stderr).strip().splitlines()
-    return lines[0].strip() if lines else None

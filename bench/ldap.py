@@ -23,9 +23,6 @@ Targets (issue): gateway >= 0.4 x direct slapd, and above back-ldap (the bar to 
 import argparse
 import json
 import os
-import platform
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,12 +34,13 @@ import ldap  # type: ignore[import-untyped]  # python-ldap ships no type informa
 
 from bench import ldapclients
 from bench.backldap import BackLdap
-from bench.gatewayproc import Gateway, GatewayError
+from bench.machine import cpu_seconds, environment
 from bench.measure import Measurement
 from bench.pyspy import MODES, Profiler, print_profile, py_spy
 from bench.users import BenchUser, generate, load
+from tests.ldapproxy.gateway_process import GatewayError, GatewayProcess
 from tests.servers.process import ServerProcess
-from tests.servers.slapd import Slapd, find_installation
+from tests.servers.slapd import Slapd
 
 SUMMARY = "binds through the gateway's LDAP front beside direct slapd and back-ldap"
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,8 +66,8 @@ _BACK_LDAP_SINGLE_CONN = True
 _JIT_INTERVAL = 3600
 # slapd writes its stats log line by line; give the last lines a moment to reach the file.
 _LOG_SETTLE_SECONDS = 0.3
-# Lists what differs from the commit in the measured code (bench/ itself does not count).
-_CHANGED_CODE = ["git", "status", "--porcelain", "--", "gateway", "store", "ldapproxy", "scim"]
+# The code measured: an uncommitted change there is recorded with the figures.
+_MEASURED = ["gateway", "store", "ldapproxy", "scim"]
 # A 1-minute load average above this before the start means the machine is not quiet.
 _BUSY_LOAD = 0.5
 
@@ -235,7 +233,12 @@ def _measure_targets(
     """Start back-ldap and the gateway beside `slapd`, measure the three targets in order,
     and stop them."""
     proxy = BackLdap(slapd.url, slapd.suffix, single_conn=_BACK_LDAP_SINGLE_CONN)
-    gateway = Gateway(slapd, _JIT_INTERVAL)
+    gateway = GatewayProcess(
+        [bench_source(slapd)],
+        jit_interval_seconds=_JIT_INTERVAL,
+        ldap={"default_sources": ["bench"]},
+        log_level="warning",
+    )
     try:
         proxy.start()
         print(f"back-ldap {proxy.url} -> {slapd.url}")
@@ -253,7 +256,7 @@ def _measure_targets(
         elif "gateway" not in outcome.notes:
             outcome.fail("gateway", "the gateway process ended before its turn")
     finally:
-        outcome.notes["gateway_stop"] = gateway.shut_down()
+        outcome.notes["gateway_stop"] = _stop(gateway)
         print(f"gateway stop: {outcome.notes['gateway_stop']}")
         gateway.close()
         proxy.close()
@@ -261,7 +264,7 @@ def _measure_targets(
 
 def _measure_gateway(
     measure: "_Measurer",
-    gateway: Gateway,
+    gateway: GatewayProcess,
     users: int,
     seconds: float,
     profile: str | None,
@@ -287,6 +290,30 @@ def _measure_gateway(
         if profiler is not None:
             outcome.profile = profiler.stop()
             outcome.profile_raw = profiler.raw
+
+
+def bench_source(upstream: Slapd) -> dict[str, Any]:
+    """The gateway's one `ldap` source: the throwaway slapd's people, as in bench/auth.py."""
+    return {
+        "id": "bench",
+        "kind": "ldap",
+        "urls": [upstream.url],
+        "bind_dn": upstream.service_dn,
+        # The throwaway slapd's service account, written to a file in a temp dir.
+        "bind_password": upstream.service_password,
+        "roots": [upstream.people_dn],
+    }
+
+
+def _stop(gateway: GatewayProcess) -> str:
+    """SIGTERM, and how the gateway ended (a benchmark reports it rather than failing)."""
+    if not gateway.running:
+        return "was not running"
+    try:
+        took = gateway.shut_down(timeout=10.0)
+    except GatewayError as exc:
+        return f"did NOT stop cleanly: {exc}"
+    return f"exited gracefully (status 0) {took:.1f} s after SIGTERM"
 
 
 class _Measurer:
@@ -381,7 +408,7 @@ def _report(
         "benchmark": "ldap",
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
         "parameters": parameters,
-        "environment": _environment(),
+        "environment": environment(_MEASURED, python_ldap=ldap.__version__),
         "load_seconds": round(load_seconds, 2),
         "total_seconds": round(total, 1),
         "targets": {key: target.as_dict() for key, target in targets.items()},
@@ -460,38 +487,4 @@ def _rounded(value: float | None) -> float | None:
 
 
 def _cpu_seconds(server: ServerProcess | None) -> float | None:
-    """User + system CPU seconds of a server process so far (Linux /proc); None elsewhere."""
-    pid = server.pid if server is not None else None
-    if pid is None:
-        return None
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return None
-    # Fields 14 and 15 of proc(5), utime and stime, counted after the ")" of the name.
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _environment() -> dict[str, Any]:
-    return {
-        "python": platform.python_version(),
-        "python_ldap": ldap.__version__,
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "slapd": _first_line([str(find_installation().slapd), "-VV"]),
-        "commit": _first_line(["git", "rev-parse", "--short", "HEAD"]),
-        # Whether the measured code differs from that commit (bench/ itself does not count).
-        "uncommitted_changes": bool(_first_line(_CHANGED_CODE)),
-        "executable": sys.executable,
-    }
-
-
-def _first_line(command: list[str]) -> str | None:
-    try:
-        completed = subprocess.run(  # noqa: S603 - fixed argv, no shell
-            command, capture_output=True, text=True, check=False, timeout=10, cwd=ROOT
-        )
-    except OSError:
-        return None
-    lines = (completed.stdout or completed.stderr).strip().splitlines()
-    return lines[0].strip() if lines else None
+    return cpu_seconds(server.pid if server is not None else None)

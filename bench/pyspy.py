@@ -21,7 +21,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bench.gatewayproc import Gateway
+from tests.ldapproxy.gateway_process import GatewayProcess
 
 MODES = ("gil", "active")
 # Samples per second.
@@ -40,7 +40,7 @@ class Profiler:
     gateway is not paused for each sample). After `stop()`, `raw` is py-spy's output, the
     input of flamegraph.pl."""
 
-    def __init__(self, gateway: Gateway, mode: str) -> None:
+    def __init__(self, gateway: GatewayProcess, mode: str) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}")
         self._gateway = gateway

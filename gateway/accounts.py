@@ -19,7 +19,8 @@ class ServiceAccounts:
 
     def find(self, name: str) -> ServiceAccount | None:
         """The service account `name` (a DN) names; None for every other name."""
-        if dn_parts(name) is None:
+        # Cheap refusals first: this runs before every bind, and most bind names are not DNs.
+        if not self._by_key or "=" not in name or dn_parts(name) is None:
             return None
         return self._by_key.get(dn_key(name))
 

@@ -153,10 +153,6 @@ class DirectoryTree:
                 found.append(container)
         return found
 
-    def is_container(self, base: str) -> bool:
-        parts = dn_parts(base)
-        return any(container.parts == parts for container, _ in self._containers)
-
     def user_dn(self, view: UserView) -> str:
         """The DN a user is served under (SPEC §6 naming contexts)."""
         source = self._config.source(view.source_id)

@@ -12,7 +12,6 @@ from gateway.search import Container
 from ldapproxy.schema import (
     ENTRY_DN,
     ENTRY_UUID,
-    OPERATIONAL,
     PENDING_DELETION,
     SOURCE,
     STATUS,
@@ -95,10 +94,6 @@ def select(
             if everything or name.casefold() in names:
                 chosen.append((name, [] if types_only else values))
     return chosen
-
-
-def is_operational(name: str) -> bool:
-    return name.casefold() in {n.casefold() for n in OPERATIONAL}
 
 
 def encoded(attributes: Iterable[tuple[str, list[str]]]) -> list[tuple[bytes, list[bytes]]]:

@@ -18,7 +18,6 @@ STATUS = "idgateStatus"  # active | disabled
 STATUS_REASON = "idgateStatusReason"
 SOURCE = "idgateSource"
 PENDING_DELETION = "idgatePendingDeletionSince"
-OPERATIONAL = (ENTRY_UUID, ENTRY_DN, STATUS, STATUS_REASON, SOURCE, PENDING_DELETION)
 
 BASE_CLASSES = ("top", "person", "organizationalPerson", "inetOrgPerson")
 

@@ -33,7 +33,8 @@ from twisted.python.failure import Failure
 from gateway.accounts import ServiceAccounts
 from gateway.auth import AuthOutcome
 from gateway.config import Config
-from gateway.errors import IdgateError
+from gateway.errors import IdgateError, NotFound, UpstreamError
+from gateway.names import dn_parts
 from gateway.search import Container, DirectoryTree, Found, Node, Scope, Target
 from ldapproxy import entries, filters, wire
 from ldapproxy.codes import Code, bind_result, error_result
@@ -78,10 +79,17 @@ class Services:
     run: Runner
     recorder: Recorder
     tls_context: Any = None
-    schemas: dict[str, SourceSchema] = field(default_factory=dict)
+    schemas: dict[str, SourceSchema] = field(init=False)
+    #: Attribute names a filter may test (folded): every source's, and the containers'.
+    known_attributes: frozenset[str] = field(init=False)
 
     def __post_init__(self) -> None:
         self.schemas = {s.id: schema_of(s) for s in self.config.sources}
+        self.known_attributes = frozenset(
+            {"objectclass", "dc", "ou", "o", "entrydn"}.union(
+                *(schema.fields for schema in self.schemas.values())
+            )
+        )
 
 
 # -- who a connection is --------------------------------------------------------------------
@@ -182,10 +190,6 @@ class Connection(protocol.Protocol, TimeoutMixin):
         # While a bind is in progress, later requests wait for it (RFC 4511 §4.2.1).
         self._binding: defer.Deferred[None] | None = None
         self._peer = "?"
-        # Attribute names a filter may test (folded): every source's, and the containers'.
-        self._known = {"objectclass", "dc", "ou", "o", "entrydn"}.union(
-            *(schema.fields for schema in services.schemas.values())
-        )
         self._handlers: dict[type, Callable[[wire.Request], Any]] = {
             pureldap.LDAPBindRequest: self.bind,
             pureldap.LDAPSearchRequest: self.search,
@@ -524,7 +528,9 @@ class Connection(protocol.Protocol, TimeoutMixin):
             return [
                 c
                 for c in containers
-                if filters.matches(ldap_filter, entries.container_values(c), self._known)
+                if filters.matches(
+                    ldap_filter, entries.container_values(c), self.services.known_attributes
+                )
             ]
         except filters.FilterTooDeep:
             raise LdapError(Code.UNWILLING_TO_PERFORM, "filter nested too deeply") from None
@@ -565,8 +571,10 @@ class Connection(protocol.Protocol, TimeoutMixin):
             for name in filters.login_values(ldap_filter, self.services.schemas[source.id]):
                 try:
                     added = self.services.include(source.id, name) is not None or added
-                except Exception as exc:  # an unreachable directory answers "not found" here
-                    log.warning("exact lookup failed: %s", exc.__class__.__name__)
+                except (UpstreamError, NotFound) as exc:
+                    # An unreachable directory answers "no such user" here, as a store
+                    # search that finds nobody would; the bind path reports it as 52.
+                    log.warning("exact lookup in source %s failed: %s", source.id, exc)
         return added
 
     def _send_results(
@@ -648,7 +656,7 @@ class Connection(protocol.Protocol, TimeoutMixin):
         ]
         user = [(name, values) for name, values in user if values]
         try:
-            matched = filters.matches(ldap_filter, dict(user), self._known)
+            matched = filters.matches(ldap_filter, dict(user), self.services.known_attributes)
         except filters.FilterTooDeep:
             raise LdapError(Code.UNWILLING_TO_PERFORM, "filter nested too deeply") from None
         if matched:
@@ -735,8 +743,6 @@ class Collected:
 
 
 def _same_dn(a: str, b: str) -> bool:
-    from gateway.names import dn_parts
-
     parts = dn_parts(a)
     return parts is not None and parts == dn_parts(b)
 

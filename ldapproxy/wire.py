@@ -83,42 +83,52 @@ class Request:
     controls: tuple[Control, ...]
 
 
-def frame_length(buffer: bytes, limit: int) -> int | None:
-    """The length of the first whole message in `buffer`, or None when more bytes are needed.
+def _header(buffer: bytes) -> tuple[int, int] | None:
+    """(header length, content length) of the SEQUENCE `buffer` starts with; None if cut short.
 
     Raises:
-        BadMessage: not a SEQUENCE, a malformed length, or a message longer than `limit`.
+        BadMessage: not a SEQUENCE, or a length form LDAP does not allow.
     """
-    if not buffer:
-        return None
     if buffer[0] != _SEQUENCE:
         raise BadMessage("not an LDAPMessage")
     if len(buffer) < 2:
         return None
     first = buffer[1]
     if first < 0x80:
-        length, header = first, 2
-    else:
-        octets = first & 0x7F
-        if octets == 0 or octets > 4:  # indefinite length is not allowed (RFC 4511 §5.1)
-            raise BadMessage("unsupported BER length")
-        if len(buffer) < 2 + octets:
-            return None
-        length, header = int.from_bytes(buffer[2 : 2 + octets], "big"), 2 + octets
-    if header + length > limit:
-        raise BadMessage(f"message of {header + length} bytes exceeds the limit of {limit}")
-    return header + length if len(buffer) >= header + length else None
+        return 2, first
+    octets = first & 0x7F
+    if octets == 0 or octets > 4:  # indefinite length is not allowed (RFC 4511 §5.1)
+        raise BadMessage("unsupported BER length")
+    if len(buffer) < 2 + octets:
+        return None
+    return 2 + octets, int.from_bytes(buffer[2 : 2 + octets], "big")
+
+
+def frame_length(buffer: bytes, limit: int) -> int | None:
+    """The length of the first whole message in `buffer`, or None when more bytes are needed.
+
+    Raises:
+        BadMessage: not a SEQUENCE, a malformed length, or a message longer than `limit`.
+    """
+    header = _header(buffer) if buffer else None
+    if header is None:
+        return None
+    total = header[0] + header[1]
+    if total > limit:
+        raise BadMessage(f"message of {total} bytes exceeds the limit of {limit}")
+    return total if len(buffer) >= total else None
 
 
 def decode(frame: bytes) -> Request:
-    """Decode one framed LDAPMessage.
+    """Decode one framed LDAPMessage (`frame_length` said it is whole).
 
     Raises:
         BadMessage: anything ldaptor cannot decode, or a message that is not a request.
     """
+    header = _header(frame)
+    assert header is not None
     try:
-        content = frame[len(frame) - _content_length(frame) :]
-        message = pureldap.LDAPMessage.fromBER(_SEQUENCE, content, _MESSAGE)
+        message = pureldap.LDAPMessage.fromBER(_SEQUENCE, frame[header[0] :], _MESSAGE)
     except BadMessage:
         raise
     except Exception as exc:  # ldaptor raises asserts, IndexError, its own BER errors
@@ -132,13 +142,6 @@ def decode(frame: bytes) -> Request:
         for oid, critical, value in message.controls or ()
     )
     return Request(message.id, message.value, controls)
-
-
-def _content_length(frame: bytes) -> int:
-    first = frame[1]
-    if first < 0x80:
-        return first
-    return int.from_bytes(frame[2 : 2 + (first & 0x7F)], "big")
 
 
 def encode(
