@@ -88,6 +88,8 @@ class User(Base):
         Index("ix_users_source_upn_key", "source_id", "upn_key"),
         Index("ix_users_last_auth", "source_id", "last_auth_at"),
         Index("ix_users_pending", "pending_deletion_since"),
+        # Entra ID matches users by externalId before it creates them.
+        Index("ix_users_source_scim_external_id", "source_id", "scim_external_id"),
     )
 
     #: The gateway's own id (the SCIM resource id in the admin view).
@@ -115,6 +117,9 @@ class User(Base):
     policy: Mapped[dict[str, Any]] = mapped_column(default=dict)
     #: A SCIM client's own externalId (RFC 7643 §3.1), distinct from the key above.
     scim_external_id: Mapped[str | None] = mapped_column(String(255))
+    #: What a SCIM client sent of the resource (RFC 7643 §4.1 attributes other than id, meta,
+    #: groups and password), returned to that client as it sent it.
+    scim_document: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     #: argon2 hash of a password a SCIM client or an administrator set; never from a directory.
     password_hash: Mapped[str | None] = mapped_column(String(255))
     #: The last status the source reported: enabled | disabled | expired | missing.
@@ -131,6 +136,8 @@ class User(Base):
 
     # -- gateway-owned: never touched by a sync ------------------------------------------------
     created_at: Mapped[datetime]
+    #: When the resource last changed (with `version`): SCIM meta.lastModified.
+    updated_at: Mapped[datetime]
     last_sync_at: Mapped[datetime | None]
     last_auth_at: Mapped[datetime | None]
     admin_notes: Mapped[str | None] = mapped_column(Text)
@@ -242,6 +249,8 @@ class GroupMember(Base):
     user_id: Mapped[str] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
     )
+    #: The SCIM client's `display` for this member (RFC 7643 §4.2), returned as it sent it.
+    display: Mapped[str | None] = mapped_column(String(255))
 
 
 class SyncJob(Base):

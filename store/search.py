@@ -1,25 +1,37 @@
-"""A neutral filter on users, and its compilation to SQL.
+"""A neutral filter on users and groups, and its compilation to SQL.
 
-The LDAP front (and later the SCIM front) translates its protocol's filter (an RFC 4515
-string, a SCIM filter) into the nodes below; `where_clause` turns them into a SQLAlchemy
-boolean expression in which every client value is a bound parameter, and `search_users` runs
-it. No protocol library is imported here.
+The LDAP front translates its RFC 4515 filters, and the SCIM front its RFC 7644 §3.4.2.2
+filters, into the nodes below. `where_clause` (users) and `group_where_clause` (groups) turn
+them into SQLAlchemy boolean expressions in which every client value is a bound parameter;
+`search_users`, `search_page` and `search_groups_page` run them. No protocol library is
+imported here.
 
 Logic is three-valued, as in RFC 4511 §4.5.1.7: a filter item is TRUE, FALSE or Undefined.
 Undefined is SQL NULL, so SQL's AND, OR and NOT give LDAP's answers unchanged. Every leaf is
 TRUE or FALSE, never NULL, even when the attribute is absent: `Not(Equals(display_name, "x"))`
-matches a user without a display name. `And(())` is TRUE and `Or(())` FALSE (RFC 4526).
+matches a user without a display name. `And(())` is TRUE and `Or(())` FALSE (RFC 4526). A
+`Within` is TRUE or FALSE too: some element passes its item, or none does.
 
 Matching follows RFC 4517 caseIgnoreMatch for every string field except the identifiers, the
 DN key and the status columns, which compare exactly. Folding is Unicode case folding
-(`str.casefold`): in Python for the stored keys (user_name_key, upn_key, written by
-`gateway.names.name_key`), in SQL for the other columns (see `_fold`).
+(`str.casefold`): in Python for the stored keys (user_name_key, upn_key, display_name_key,
+written by `gateway.names.name_key`), in SQL for the other columns (see `_fold`). Instants
+compare as instants. JSON (users.emails, users.scim_document) is read with each backend's JSON
+functions; keys are checked against a strict pattern and bound, never spliced into SQL text.
+
+A filter the store cannot answer raises ValueError with a message meant for the client (the
+SCIM front answers invalidFilter): an unparsable instant, substrings on an instant, a JSON key
+outside the pattern, an element member or Flag outside `Within`, a nested `Within`, a field or
+collection the table does not have.
 """
 
-from collections.abc import Callable
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import Enum, StrEnum
-from typing import Any, TypeAlias
+from typing import Any, ClassVar, TypeAlias, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -41,10 +53,11 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm.interfaces import ORMOption
 from sqlalchemy.sql.functions import Function
 
 from store.db import FOLD_FUNCTION
-from store.models import PhoneNumber, User
+from store.models import Group, GroupMember, PhoneNumber, Source, User
 
 
 class Field(StrEnum):
@@ -67,6 +80,19 @@ class Field(StrEnum):
     VOICE_PHONE = "voice_phone"  # likewise, kind 'voice'
     STATUS = "status"  # users.status, exact
     REASON = "reason"  # users.reason, exact
+    SCIM_EXTERNAL_ID = "scim_external_id"  # a SCIM client's externalId, exact (caseExact)
+    SOURCE_STATUS = "source_status"  # exact
+    DISABLED_BY = "disabled_by"  # exact
+    # Instants: the assertion value is an ISO 8601 date-time with an offset (RFC 3339).
+    CREATED_AT = "created_at"
+    UPDATED_AT = "updated_at"
+    LAST_SYNC_AT = "last_sync_at"
+    LAST_AUTH_AT = "last_auth_at"
+    PENDING_DELETION_SINCE = "pending_deletion_since"
+    #: A string in users.scim_document at `Attr.path` (keys from top level down), folded.
+    DOCUMENT = "document"
+    #: Inside `Within` only: the element's member `Attr.path[0]` (a string, folded).
+    ELEMENT = "element"
 
 
 @dataclass(frozen=True)
@@ -79,10 +105,14 @@ class Attr:
 
     field: Field
     name: str | None = None
+    #: For DOCUMENT and ELEMENT: the JSON keys to the value.
+    path: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if (self.field is Field.POLICY) != (self.name is not None):
             raise ValueError("Attr.name is required for POLICY and allowed for nothing else")
+        if (self.field in (Field.DOCUMENT, Field.ELEMENT)) != bool(self.path):
+            raise ValueError("Attr.path is required for DOCUMENT and ELEMENT, and only there")
 
 
 @dataclass(frozen=True)
@@ -101,6 +131,49 @@ class GreaterOrEqual:
 class LessOrEqual:
     attr: Attr
     value: str
+
+
+@dataclass(frozen=True)
+class Greater:
+    """Strictly greater (SCIM `gt`, RFC 7644 §3.4.2.2); LDAP has only >=."""
+
+    attr: Attr
+    value: str
+
+
+@dataclass(frozen=True)
+class Less:
+    attr: Attr
+    value: str
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A boolean member of an element (`emails[primary eq true]`), inside `Within` only:
+    TRUE when the member is the JSON boolean `value`."""
+
+    attr: Attr
+    value: bool
+
+
+class Collection(StrEnum):
+    """A multi-valued complex attribute whose elements `Within` tests one at a time."""
+
+    EMAILS = "emails"  # users.emails: members value, type, primary
+    PHONES = "phones"  # visible phone_numbers rows: value (number), type (kind), primary
+    #                    (position 0), manual
+    DOCUMENT = "document"  # a JSON array in users.scim_document at `Within.path`
+    MEMBERS = "members"  # groups only: group_members rows: value (user_id)
+
+
+@dataclass(frozen=True)
+class Within:
+    """RFC 7644 §3.4.2.2 value filter `attr[item]`: TRUE when one element passes `item`,
+    whose leaves name the element's members as `Attr(Field.ELEMENT, path=(member,))`."""
+
+    collection: Collection
+    item: "Node"
+    path: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -152,7 +225,20 @@ class Const:
 
 
 Node: TypeAlias = (
-    Equals | GreaterOrEqual | LessOrEqual | Present | Substrings | DnSuffix | And | Or | Not | Const
+    Equals
+    | GreaterOrEqual
+    | LessOrEqual
+    | Greater
+    | Less
+    | Present
+    | Substrings
+    | DnSuffix
+    | And
+    | Or
+    | Not
+    | Const
+    | Flag
+    | Within
 )
 
 
@@ -162,28 +248,68 @@ class _Match(Enum):
     FOLD = "fold"  # fold both sides
 
 
-_EXACT_COLUMNS: dict[Field, Any] = {
-    Field.ID: User.id,
-    Field.SOURCE: User.source_id,
-    Field.EXTERNAL_ID: User.external_id,
-    Field.DN: User.dn_key,
-    Field.STATUS: User.status,
-    Field.REASON: User.reason,
+#: A single-valued string column and how it matches.
+_Column: TypeAlias = tuple[Any, _Match]
+
+_USER_COLUMNS: dict[Field, _Column] = {
+    Field.ID: (User.id, _Match.EXACT),
+    Field.SOURCE: (User.source_id, _Match.EXACT),
+    Field.EXTERNAL_ID: (User.external_id, _Match.EXACT),
+    Field.DN: (User.dn_key, _Match.EXACT),
+    Field.STATUS: (User.status, _Match.EXACT),
+    Field.REASON: (User.reason, _Match.EXACT),
+    Field.SCIM_EXTERNAL_ID: (User.scim_external_id, _Match.EXACT),
+    Field.SOURCE_STATUS: (User.source_status, _Match.EXACT),
+    Field.DISABLED_BY: (User.disabled_by, _Match.EXACT),
+    Field.USER_NAME: (User.user_name_key, _Match.KEY),
+    Field.UPN: (User.upn_key, _Match.KEY),
+    Field.DISPLAY_NAME: (User.display_name, _Match.FOLD),
+    Field.GIVEN_NAME: (User.given_name, _Match.FOLD),
+    Field.FAMILY_NAME: (User.family_name, _Match.FOLD),
+    Field.CN: (func.coalesce(User.display_name, User.user_name), _Match.FOLD),
 }
-_KEY_COLUMNS: dict[Field, Any] = {Field.USER_NAME: User.user_name_key, Field.UPN: User.upn_key}
-_FOLD_COLUMNS: dict[Field, Any] = {
-    Field.DISPLAY_NAME: User.display_name,
-    Field.GIVEN_NAME: User.given_name,
-    Field.FAMILY_NAME: User.family_name,
-    Field.CN: func.coalesce(User.display_name, User.user_name),
+_USER_INSTANTS: dict[Field, Any] = {
+    Field.CREATED_AT: User.created_at,
+    Field.UPDATED_AT: User.updated_at,
+    Field.LAST_SYNC_AT: User.last_sync_at,
+    Field.LAST_AUTH_AT: User.last_auth_at,
+    Field.PENDING_DELETION_SINCE: User.pending_deletion_since,
+}
+_GROUP_COLUMNS: dict[Field, _Column] = {
+    Field.ID: (Group.id, _Match.EXACT),
+    Field.SOURCE: (Group.source_id, _Match.EXACT),
+    Field.DISPLAY_NAME: (Group.display_name_key, _Match.KEY),
+    Field.SCIM_EXTERNAL_ID: (Group.scim_external_id, _Match.EXACT),
+}
+_GROUP_INSTANTS: dict[Field, Any] = {
+    Field.CREATED_AT: Group.created_at,
+    Field.UPDATED_AT: Group.updated_at,
 }
 _PHONE_KINDS = {Field.SMS_PHONE: "sms", Field.VOICE_PHONE: "voice"}
 
 # LIKE patterns escape their wildcards with this character, and it with itself.
 _LIKE_ESCAPE = "/"
 
+#: A JSON key: an RFC 7643 §2.1 ATTRNAME, a schema URN such as
+#: "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User", or "$ref" (§2.3.7). Nothing in
+#: it is special inside a quoted SQLite JSON path label, so the path (a bound parameter
+#: itself) means exactly these keys.
+_JSON_KEY = re.compile(r"\$?[A-Za-z0-9_][A-Za-z0-9_:.\-]*", re.ASCII)
+
+#: RFC 3339 §5.6 date-time; "t", "z" and a space for "T" as its §5.6 notes allow. A value
+#: without an offset is taken as UTC, as xsd:dateTime (RFC 7643 §2.3.5) allows one.
+_DATE_TIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})?",
+    re.ASCII,
+)
+
 #: Builds the test of one value (a column, or one element of a multi-valued field).
 _Test: TypeAlias = Callable[[ColumnElement[str], _Match], ColumnElement[bool]]
+#: A comparison operator: column, assertion -> condition.
+_Operator: TypeAlias = Callable[[Any, Any], ColumnElement[bool]]
+
+_Row = TypeVar("_Row", User, Group)
 
 
 def where_clause(node: Node, dialect: str) -> ColumnElement[bool]:
@@ -197,11 +323,23 @@ def where_clause(node: Node, dialect: str) -> ColumnElement[bool]:
         An expression that is TRUE, FALSE or NULL (Undefined) for each user.
 
     Raises:
-        ValueError: an unknown dialect.
+        ValueError: an unknown dialect, or a filter the store cannot answer (module docstring).
     """
-    if dialect not in ("sqlite", "postgresql"):
-        raise ValueError(f"no filter compilation for the {dialect!r} dialect")
-    return _Compiler(dialect).compile(node)
+    return _Compiler(_checked(dialect)).compile(node)
+
+
+def group_where_clause(node: Node, dialect: str) -> ColumnElement[bool]:
+    """Compile a filter to a boolean expression on `groups`, like `where_clause`.
+
+    Groups have the fields ID, SOURCE, DISPLAY_NAME (display_name_key, folded like USER_NAME),
+    SCIM_EXTERNAL_ID, CREATED_AT and UPDATED_AT, and the collection MEMBERS, whose one member
+    `value` is a member's user id (exact).
+
+    Raises:
+        ValueError: an unknown dialect, any other field or collection, or a filter the store
+            cannot answer (module docstring).
+    """
+    return _GroupCompiler(_checked(dialect)).compile(node)
 
 
 def search_users(
@@ -223,9 +361,271 @@ def count_users(session: Session, where: ColumnElement[bool]) -> int:
     return session.scalar(select(func.count()).select_from(User).where(where)) or 0
 
 
+def search_page(
+    session: Session,
+    where: ColumnElement[bool],
+    *,
+    order: Attr | None,
+    descending: bool,
+    offset: int,
+    limit: int,
+    phones: bool = True,
+) -> tuple[int, list[User]]:
+    """One page of the users `where` is TRUE for (SCIM sorting and paging, RFC 7644 §3.4.2.3,
+    §3.4.2.4), with their phones loaded unless `phones` is False (then reading them costs a
+    query per user: for callers that show none).
+
+    Args:
+        session: the caller's session.
+        where: from `where_clause`.
+        order: the sort attribute (sortBy), or None for the id order. Orderable: ID, SOURCE,
+            EXTERNAL_ID, USER_NAME, DISPLAY_NAME, GIVEN_NAME, FAMILY_NAME, SCIM_EXTERNAL_ID,
+            STATUS, REASON, SOURCE_STATUS, DISABLED_BY, the instants, and DOCUMENT strings.
+        descending: sortOrder=descending; it applies to `order` only, never to the id that
+            breaks ties.
+        offset: how many matches to skip (SCIM startIndex - 1).
+        limit: the page size (SCIM count); 0 asks for the total only.
+
+    Returns:
+        The total number of matches and the page.
+
+    Raises:
+        ValueError: an attribute that cannot be sorted by, a negative offset or limit.
+    """
+    key = None if order is None else _Compiler(_dialect(session)).sort_key(order)
+    load = (selectinload(User.phones),) if phones else ()
+    return _page(session, User, where, key, descending, offset, limit, load)
+
+
+def search_groups_page(
+    session: Session,
+    where: ColumnElement[bool],
+    *,
+    order: Attr | None,
+    descending: bool,
+    offset: int,
+    limit: int,
+) -> tuple[int, list[Group]]:
+    """One page of the groups `where` (from `group_where_clause`) is TRUE for, like
+    `search_page`. Orderable: ID, DISPLAY_NAME, SCIM_EXTERNAL_ID, CREATED_AT, UPDATED_AT.
+
+    Raises:
+        ValueError: an attribute that cannot be sorted by, a negative offset or limit.
+    """
+    key = None if order is None else _GroupCompiler(_dialect(session)).sort_key(order)
+    return _page(session, Group, where, key, descending, offset, limit, ())
+
+
+def _checked(dialect: str) -> str:
+    if dialect not in ("sqlite", "postgresql"):
+        raise ValueError(f"no filter compilation for the {dialect!r} dialect")
+    return dialect
+
+
+def _dialect(session: Session) -> str:
+    return _checked(session.get_bind().dialect.name)
+
+
+def _page(
+    session: Session,
+    entity: type[_Row],
+    where: ColumnElement[bool],
+    key: ColumnElement[Any] | None,
+    descending: bool,
+    offset: int,
+    limit: int,
+    load: tuple[ORMOption, ...],
+) -> tuple[int, list[_Row]]:
+    """The page as one query with LIMIT/OFFSET (plus the loads), and the total as one COUNT,
+    unless the first page holds every match (the usual `userName eq "x"`: one query)."""
+    if offset < 0 or limit < 0:
+        raise ValueError("the offset and the limit of a page cannot be negative")
+    if limit == 0:
+        return _count(session, entity, where), []
+    query = select(entity).where(where).options(*load)
+    if key is not None:
+        # RFC 7644 §3.4.2.3: "For all attribute types, if there is no data for the specified
+        # 'sortBy' value, they are sorted via the 'sortOrder' parameter, i.e., they are ordered
+        # last if ascending and first if descending." No data: NULL, and "" (`sort_key`).
+        query = query.order_by(key.desc().nulls_first() if descending else key.asc().nulls_last())
+    # The id makes the order total, so pages neither repeat nor skip a match.
+    query = query.order_by(entity.id).offset(offset).limit(limit)
+    page = list(session.scalars(query))
+    if offset == 0 and len(page) < limit:
+        return len(page), page
+    return _count(session, entity, where), page
+
+
+def _count(session: Session, entity: type[_Row], where: ColumnElement[bool]) -> int:
+    return session.scalar(select(func.count()).select_from(entity).where(where)) or 0
+
+
+class _Elements(ABC):
+    """One element of a collection, as the leaves inside a `Within` see it.
+
+    A member the element does not have is absent: a string test on it is FALSE, and so is a
+    Flag (RFC 7644 §3.4.2.2, a filter on an absent attribute does not match).
+    """
+
+    @abstractmethod
+    def exists(self, condition: ColumnElement[bool]) -> ColumnElement[bool]:
+        """TRUE when some element makes `condition` TRUE, else FALSE."""
+
+    @abstractmethod
+    def string(self, member: str) -> _Column | None:
+        """The member as a string (NULL where an element has no string there) and how it
+        matches; None when no element can have it as a string."""
+
+    @abstractmethod
+    def flag(self, member: str, value: bool) -> ColumnElement[bool]:
+        """TRUE when the member is the boolean `value`, else FALSE (never NULL)."""
+
+    @abstractmethod
+    def is_boolean(self, member: str) -> ColumnElement[bool]:
+        """TRUE when the member is a boolean, either one, else FALSE."""
+
+
+class _RowElements(_Elements):
+    """Rows of a child table, correlated to the enclosing row by `where`; their members are
+    fixed columns."""
+
+    def __init__(
+        self,
+        where: tuple[ColumnElement[bool], ...],
+        strings: Mapping[str, _Column],
+        flags: Mapping[str, tuple[ColumnElement[bool], ColumnElement[bool]]],
+    ) -> None:
+        self.where = where
+        self.strings = strings
+        self.flags = flags  # member -> (when it is true, when it is false), both NOT NULL
+
+    def exists(self, condition: ColumnElement[bool]) -> ColumnElement[bool]:
+        return exists().where(*self.where, condition)
+
+    def string(self, member: str) -> _Column | None:
+        return self.strings.get(member)
+
+    def flag(self, member: str, value: bool) -> ColumnElement[bool]:
+        if member not in self.flags:
+            return false()
+        when_true, when_false = self.flags[member]
+        return when_true if value else when_false
+
+    def is_boolean(self, member: str) -> ColumnElement[bool]:
+        return true() if member in self.flags else false()
+
+
+class _JsonElements(_Elements):
+    """The elements of a JSON array (`document` at `keys`) that are objects: a member is the
+    value at a key of the object, bound as a parameter. Only a JSON string is a string value
+    and only true or false a boolean: anything else there counts as absent."""
+
+    def __init__(self, sqlite: bool, document: Any, keys: tuple[str, ...]) -> None:
+        self.sqlite = sqlite
+        self.guard: tuple[ColumnElement[bool], ...] = ()
+        if sqlite:
+            if keys:
+                where = literal(_json_path(keys), String)
+                function = func.json_each(document, where)
+                # json_each walks an object's members, or yields a scalar: arrays only.
+                self.guard = (func.json_type(document, where) == "array",)
+            else:
+                function = func.json_each(document)
+                self.guard = (func.json_type(document) == "array",)
+            self.elements = function.table_valued(
+                column("value", String), column("type", String)
+            ).alias()
+        else:
+            array = _pg_walk(document, keys)
+            # json_array_elements raises on anything but an array: give it an empty one.
+            array = case(
+                (func.json_typeof(array) == "array", array),
+                else_=func.json_build_array(type_=JSON),
+            )
+            self.elements = (
+                func.json_array_elements(array).table_valued(column("value", JSON)).alias()
+            )
+
+    def exists(self, condition: ColumnElement[bool]) -> ColumnElement[bool]:
+        return select(literal(1)).select_from(self.elements).where(*self.guard, condition).exists()
+
+    def _type(self, member: str) -> ColumnElement[str]:
+        """The member's JSON type, NULL when it is absent or the element is no object.
+
+        SQLite: 'text', 'true', 'false', ... (json_type; booleans read back as 1 and 0, so
+        their type is the only way to tell them from numbers). PostgreSQL: json_typeof's
+        'string', 'boolean', ...
+        """
+        value = self.elements.c.value
+        if self.sqlite:
+            where = literal(_json_path((member,)), String)
+            # CASE first: json_type on a string element (json_each yields it unquoted) would
+            # fail the whole statement with "malformed JSON".
+            return case((self.elements.c.type == "object", func.json_type(value, where)))
+        node = value.op("->", return_type=JSON)(literal(member, String))
+        return func.json_typeof(node, type_=String)
+
+    def string(self, member: str) -> _Column | None:
+        value = self.elements.c.value
+        if self.sqlite:
+            where = literal(_json_path((member,)), String)
+            text: ColumnElement[str] = func.json_extract(value, where, type_=String)
+            string = case((self._type(member) == "text", text))
+        else:
+            text = value.op("->>", return_type=String)(literal(member, String))
+            string = case((self._type(member) == "string", text))
+        return string, _Match.FOLD
+
+    def flag(self, member: str, value: bool) -> ColumnElement[bool]:
+        kind = func.coalesce(self._type(member), "")
+        if self.sqlite:
+            return kind == ("true" if value else "false")
+        text = self.elements.c.value.op("->>", return_type=String)(literal(member, String))
+        return and_(kind == "boolean", func.coalesce(text, "") == ("true" if value else "false"))
+
+    def is_boolean(self, member: str) -> ColumnElement[bool]:
+        kind = func.coalesce(self._type(member), "")
+        return kind.in_(("true", "false")) if self.sqlite else kind == "boolean"
+
+
 class _Compiler:
-    def __init__(self, dialect: str) -> None:
+    """Compiles a filter on `users`; `_GroupCompiler` reuses it with the tables of `groups`.
+
+    Inside a `Within`, a fresh compiler carries the collection's `element`, to which the
+    ELEMENT leaves and Flags refer.
+    """
+
+    table: ClassVar[str] = "users"
+    columns: ClassVar[Mapping[Field, _Column]] = _USER_COLUMNS
+    instants: ClassVar[Mapping[Field, Any]] = _USER_INSTANTS
+    entity: ClassVar[type[User] | type[Group]] = User
+    #: Fields with a (source_id, field) index (models.User.__table_args__).
+    source_keyed: ClassVar[frozenset[Field]] = frozenset(
+        (Field.USER_NAME, Field.UPN, Field.DN, Field.EXTERNAL_ID, Field.SCIM_EXTERNAL_ID)
+    )
+    orderable: ClassVar[frozenset[Field]] = frozenset(
+        (
+            Field.ID,
+            Field.SOURCE,
+            Field.EXTERNAL_ID,
+            Field.USER_NAME,
+            Field.DISPLAY_NAME,
+            Field.GIVEN_NAME,
+            Field.FAMILY_NAME,
+            Field.SCIM_EXTERNAL_ID,
+            Field.STATUS,
+            Field.REASON,
+            Field.SOURCE_STATUS,
+            Field.DISABLED_BY,
+            *_USER_INSTANTS,
+            Field.DOCUMENT,
+        )
+    )
+
+    def __init__(self, dialect: str, element: _Elements | None = None) -> None:
+        self.dialect = dialect
         self.sqlite = dialect == "sqlite"
+        self.element = element
 
     def compile(self, node: Node) -> ColumnElement[bool]:
         match node:
@@ -240,23 +640,89 @@ class _Compiler:
                     return cast(null(), Boolean)
                 return true() if truth else false()
             case DnSuffix(key):
-                pattern = "%," + _escape_like(key)
-                dn = User.dn_key
-                return and_(dn.is_not(None), or_(dn == key, dn.like(pattern, escape=_LIKE_ESCAPE)))
+                return self._dn_suffix(key)
             case Equals(attr, text):
-                return self._leaf(attr, lambda v, m: v == self._assertion(text, m))
+                return self._by_source(attr, self._compare(attr, text, _eq, ordered=False))
+            case Greater(attr, text):
+                return self._compare(attr, text, _gt, ordered=True)
             case GreaterOrEqual(attr, text):
-                return self._leaf(attr, lambda v, m: self._ordered(v) >= self._assertion(text, m))
+                return self._compare(attr, text, _ge, ordered=True)
+            case Less(attr, text):
+                return self._compare(attr, text, _lt, ordered=True)
             case LessOrEqual(attr, text):
-                return self._leaf(attr, lambda v, m: self._ordered(v) <= self._assertion(text, m))
+                return self._compare(attr, text, _le, ordered=True)
             case Present(attr):
-                # An empty string is no value: DirectoryString is 1*UTF8 (RFC 4517 §3.3.6).
-                return self._leaf(attr, lambda v, _m: v != "")
+                return self._present(attr)
             case Substrings(attr, initial, any_, final):
+                if attr.field in self.instants:
+                    raise ValueError(
+                        f"{attr.field.value} is a date-time: compare it with eq, gt, ge, lt, le"
+                        " or pr, not with a substring"
+                    )
                 return self._leaf(attr, lambda v, m: self._substrings(v, m, initial, any_, final))
+            case Flag(attr, value):
+                return self._element_of(attr).flag(_member(attr), value)
+            case Within():
+                return self._within(node)
         raise TypeError(f"not a filter node: {node!r}")
 
+    def sort_key(self, attr: Attr) -> ColumnElement[Any]:
+        """The ORDER BY expression for `attr`: NULL where there is no value (`_page`).
+
+        Strings sort in code point order on both backends; caseIgnore ones folded, caseExact
+        ones (the ids, RFC 7643 §3.1; the status columns) as stored: "sortOrder MUST sort
+        according to the attribute type" (RFC 7644 §3.4.2.3).
+
+        Raises:
+            ValueError: `attr` is not orderable.
+        """
+        field = attr.field
+        if field not in self.orderable:
+            raise ValueError(f"{self.table} cannot be sorted by {field.value}")
+        if field in self.instants:
+            instant: ColumnElement[Any] = self.instants[field]
+            return instant
+        if field is Field.DOCUMENT:
+            value = self._fold(self._document_string(attr.path))
+        else:
+            column_, match = self.columns[field]
+            value = self._fold(column_) if match is _Match.FOLD else column_
+        # "" is no value, as for Present: it sorts with the missing ones.
+        return self._ordered(func.nullif(value, "", type_=String))
+
     # -- leaves ---------------------------------------------------------------------------------
+
+    def _compare(
+        self, attr: Attr, text: str, op: _Operator, *, ordered: bool
+    ) -> ColumnElement[bool]:
+        instant = self.instants.get(attr.field)
+        if instant is not None:
+            return and_(instant.is_not(None), op(instant, _instant(text)))
+        return self._leaf(
+            attr, lambda v, m: op(self._ordered(v) if ordered else v, self._assertion(text, m))
+        )
+
+    def _by_source(self, attr: Attr, leaf: ColumnElement[bool]) -> ColumnElement[bool]:
+        """An equality on a column indexed as (source_id, column), with the always-TRUE
+        `source_id IN (SELECT id FROM sources)` (source_id is a NOT NULL foreign key): a
+        filter such as SCIM's `userName eq "x"` names no source, and this lets both backends
+        seek the index once per source (a handful) instead of scanning the table."""
+        if attr.field not in self.source_keyed:
+            return leaf
+        return and_(self.entity.source_id.in_(select(Source.id)), leaf)
+
+    def _present(self, attr: Attr) -> ColumnElement[bool]:
+        instant = self.instants.get(attr.field)
+        if instant is not None:
+            present: ColumnElement[bool] = instant.is_not(None)
+            return present
+        # An empty string is no value: DirectoryString is 1*UTF8 (RFC 4517 §3.3.6), and SCIM's
+        # "pr" wants a non-empty value (RFC 7644 §3.4.2.2).
+        present = self._leaf(attr, lambda v, _m: v != "")
+        if attr.field is Field.ELEMENT:
+            # A boolean member has a value too: `emails[primary pr]`.
+            return or_(present, self._element_of(attr).is_boolean(_member(attr)))
+        return present
 
     def _leaf(self, attr: Attr, test: _Test) -> ColumnElement[bool]:
         """Apply `test` to the attribute's value, or to each of its values (EXISTS).
@@ -264,16 +730,87 @@ class _Compiler:
         The IS NOT NULL guard makes the leaf FALSE, not NULL, when the value is absent.
         """
         field = attr.field
-        if field in _EXACT_COLUMNS:
-            value = _EXACT_COLUMNS[field]
-            return and_(value.is_not(None), test(value, _Match.EXACT))
-        if field in _KEY_COLUMNS:
-            value = _KEY_COLUMNS[field]
-            return and_(value.is_not(None), test(value, _Match.KEY))
-        if field in _FOLD_COLUMNS:
-            value = _FOLD_COLUMNS[field]
+        if field is Field.ELEMENT:
+            found = self._element_of(attr).string(_member(attr))
+            if found is None:
+                return false()
+        elif field in self.columns:
+            found = self.columns[field]
+        elif field in self.instants:  # pragma: no cover - every node handles instants first
+            raise TypeError(f"no string test for the instant {field.value}")
+        else:
+            return self._other_leaf(attr, test)
+        value, match = found
+        return and_(
+            value.is_not(None), test(self._fold(value) if match is _Match.FOLD else value, match)
+        )
+
+    def _other_leaf(self, attr: Attr, test: _Test) -> ColumnElement[bool]:
+        """The fields other than single-valued columns: the document and multi-valued ones."""
+        if attr.field is Field.DOCUMENT:
+            value = self._document_string(attr.path)
             return and_(value.is_not(None), test(self._fold(value), _Match.FOLD))
         return self._any_element(attr, test)
+
+    def _dn_suffix(self, key: str) -> ColumnElement[bool]:
+        pattern = "%," + _escape_like(key)
+        dn = User.dn_key
+        return and_(dn.is_not(None), or_(dn == key, dn.like(pattern, escape=_LIKE_ESCAPE)))
+
+    def _document_string(self, path: tuple[str, ...]) -> ColumnElement[str]:
+        """The JSON string at `path` in users.scim_document; NULL for anything else there."""
+        keys = _json_keys(path)
+        document = User.scim_document
+        if self.sqlite:
+            where = literal(_json_path(keys), String)
+            text = func.json_extract(document, where, type_=String)
+            return case((func.json_type(document, where) == "text", text))
+        parent = _pg_walk(document, keys[:-1])
+        last = literal(keys[-1], String)
+        node = parent.op("->", return_type=JSON)(last)
+        return case(
+            (func.json_typeof(node) == "string", parent.op("->>", return_type=String)(last))
+        )
+
+    # -- value filters (RFC 7644 §3.4.2.2 valuePath) --------------------------------------------
+
+    def _within(self, node: Within) -> ColumnElement[bool]:
+        if self.element is not None:
+            # valFilter is built of attrExp, never of another valuePath (RFC 7644 §3.4.2.2).
+            raise ValueError("a value filter cannot contain another value filter")
+        if (node.collection is Collection.DOCUMENT) != bool(node.path):
+            raise ValueError("Within.path is required for Collection.DOCUMENT, and only there")
+        element = self._elements(node.collection, node.path)
+        inner = type(self)(self.dialect, element)
+        return element.exists(inner.compile(node.item))
+
+    def _elements(self, collection: Collection, path: tuple[str, ...]) -> _Elements:
+        if collection is Collection.EMAILS:
+            return _JsonElements(self.sqlite, User.emails, ())
+        if collection is Collection.DOCUMENT:
+            return _JsonElements(self.sqlite, User.scim_document, _json_keys(path))
+        if collection is Collection.PHONES:
+            position = PhoneNumber.position
+            return _RowElements(
+                # An empty number is an administrator's tombstone: hidden (models.PhoneNumber).
+                where=(PhoneNumber.user_id == User.id, PhoneNumber.number != ""),
+                strings={
+                    "value": (PhoneNumber.number, _Match.FOLD),
+                    "type": (PhoneNumber.kind, _Match.EXACT),
+                },
+                flags={
+                    "primary": (position == 0, position != 0),
+                    "manual": (PhoneNumber.manual == true(), PhoneNumber.manual == false()),
+                },
+            )
+        raise ValueError(f"{self.table} have no {collection.value} to filter on")
+
+    def _element_of(self, attr: Attr) -> _Elements:
+        if attr.field is not Field.ELEMENT:
+            raise ValueError("a Flag tests an element member (Field.ELEMENT) only")
+        if self.element is None:
+            raise ValueError("an element member can be tested inside a value filter only")
+        return self.element
 
     def _any_element(self, attr: Attr, test: _Test) -> ColumnElement[bool]:
         """EXISTS one value of a multi-valued field that passes `test` (compared folded)."""
@@ -407,3 +944,115 @@ def _escape_like(text: str) -> str:
 def _escape_glob(text: str) -> str:
     # A one-character set is the only quoting GLOB has: "[*]" is a literal star.
     return "".join(f"[{char}]" if char in "*?[" else char for char in text)
+
+
+class _GroupCompiler(_Compiler):
+    """Compiles a filter on `groups` (group_where_clause)."""
+
+    table = "groups"
+    columns = _GROUP_COLUMNS
+    instants = _GROUP_INSTANTS
+    entity = Group
+    source_keyed = frozenset((Field.DISPLAY_NAME,))  # unique (source_id, display_name_key)
+    orderable = frozenset(
+        (Field.ID, Field.DISPLAY_NAME, Field.SCIM_EXTERNAL_ID, Field.CREATED_AT, Field.UPDATED_AT)
+    )
+
+    def _other_leaf(self, attr: Attr, test: _Test) -> ColumnElement[bool]:
+        raise ValueError(f"groups have no {attr.field.value} to filter on")
+
+    def _dn_suffix(self, key: str) -> ColumnElement[bool]:
+        raise ValueError("groups have no DN to filter on")
+
+    def _elements(self, collection: Collection, path: tuple[str, ...]) -> _Elements:
+        if collection is not Collection.MEMBERS:
+            raise ValueError(f"groups have no {collection.value} to filter on")
+        return _RowElements(
+            where=(GroupMember.group_id == Group.id,),
+            strings={"value": (GroupMember.user_id, _Match.EXACT)},
+            flags={},
+        )
+
+
+def _eq(value: Any, assertion: Any) -> ColumnElement[bool]:
+    result: ColumnElement[bool] = value == assertion
+    return result
+
+
+def _gt(value: Any, assertion: Any) -> ColumnElement[bool]:
+    result: ColumnElement[bool] = value > assertion
+    return result
+
+
+def _ge(value: Any, assertion: Any) -> ColumnElement[bool]:
+    result: ColumnElement[bool] = value >= assertion
+    return result
+
+
+def _lt(value: Any, assertion: Any) -> ColumnElement[bool]:
+    result: ColumnElement[bool] = value < assertion
+    return result
+
+
+def _le(value: Any, assertion: Any) -> ColumnElement[bool]:
+    result: ColumnElement[bool] = value <= assertion
+    return result
+
+
+def _instant(text: str) -> datetime:
+    """An assertion on an instant as an aware UTC datetime.
+
+    Raises:
+        ValueError: `text` is not an RFC 3339 date-time (§5.6), or not one Python can hold.
+    """
+    problem = f"{text!r} is not an RFC 3339 date-time such as 2026-11-22T12:00:00Z"
+    if _DATE_TIME.fullmatch(text) is None:
+        raise ValueError(problem)
+    normal = text.upper()
+    if normal.endswith("Z"):
+        normal = normal[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(normal)
+        # astimezone overflows at the ends of datetime's range (0001-01-01T00:00:00+01:00).
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
+        raise ValueError(problem) from exc
+
+
+def _json_keys(path: tuple[str, ...]) -> tuple[str, ...]:
+    """`path`, once every key is known to match `_JSON_KEY`.
+
+    Raises:
+        ValueError: an empty path, or a key outside the pattern.
+    """
+    if not path:
+        raise ValueError("a JSON path needs at least one key")
+    for key in path:
+        if _JSON_KEY.fullmatch(key) is None:
+            raise ValueError(
+                f"{key!r} is not an attribute name: letters, digits, '-', '_', ':' and '.'"
+                " (RFC 7643 §2.1, or a schema URN), after an optional '$'"
+            )
+    return path
+
+
+def _member(attr: Attr) -> str:
+    """The member an ELEMENT attribute names: one key (a sub-attribute has no sub-attributes,
+    RFC 7643 §2.3.8)."""
+    if len(attr.path) != 1:
+        raise ValueError("an element member is one key, e.g. Attr(Field.ELEMENT, path=('type',))")
+    return _json_keys(attr.path)[0]
+
+
+def _json_path(keys: tuple[str, ...]) -> str:
+    """A SQLite JSON path of quoted labels: "$."urn:...:2.0:User"."department"" (keys checked
+    by `_json_keys`, and the path itself bound as a parameter)."""
+    return "$" + "".join(f'."{key}"' for key in keys)
+
+
+def _pg_walk(document: Any, keys: tuple[str, ...]) -> Any:
+    """PostgreSQL `document -> key -> ...`, each key a bound parameter (json, not jsonb); NULL
+    as soon as a step finds no object with that key."""
+    for key in keys:
+        document = document.op("->", return_type=JSON)(literal(key, String))
+    return document

@@ -48,6 +48,12 @@ def find_by_user_name_key(session: Session, source_id: str, user_name_key: str) 
     return session.scalars(query).one_or_none()
 
 
+def find_by_scim_external_id(session: Session, source_id: str, value: str) -> list[User]:
+    """The users a SCIM client gave this externalId (RFC 7643 §3.1: unique only to the client)."""
+    query = select(User).where(User.source_id == source_id, User.scim_external_id == value)
+    return list(session.scalars(query))
+
+
 def find_by_dn_key(session: Session, source_id: str, dn_key: str) -> User | None:
     query = select(User).where(User.source_id == source_id, User.dn_key == dn_key)
     return session.scalars(query).first()

@@ -47,6 +47,7 @@ def make_user(user_id: str, user_name: str, **columns: Any) -> User:
         "status": "active",
         "status_changed_at": NOW,
         "created_at": NOW,
+        "updated_at": NOW,
         **columns,
     }
     user = User(
