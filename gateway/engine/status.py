@@ -110,7 +110,10 @@ def decide(
     Returns:
         The action and the record's new state.
     """
-    del now  # no row of the sync table dates anything; kept so every rule has the same inputs
+    if trigger is Trigger.PROVISIONING:
+        provisioned = _provisioning(current, reported, now)
+        if provisioned is not None:
+            return provisioned
     if current is None:
         if reported is SourceStatus.ENABLED:
             return Decision(Action.ADD, active(), "enabled/none")
@@ -156,6 +159,38 @@ def decide(
         replace(follows, reason=_REASON_FOR_SOURCE[reported]),
         f"{reported}/disabled-by-source",
     )
+
+
+def _provisioning(
+    current: RecordState | None, reported: SourceStatus, now: datetime
+) -> Decision | None:
+    """The two rows a SCIM or Entra client's write adds to the table (SPEC §4.2, last paragraph).
+
+    - A client creates its users itself, disabled ones included (Entra ID provisions users
+      in scope with `active: false`): a POST answered 201 must leave a resource behind, so a
+      new user the client reports disabled is added, disabled by the source. The directory
+      row "disabled | none | not added" is for syncs that read a directory.
+    - A client that POSTs a user it DELETEd (still pending deletion) re-creates it: the record
+      comes back with its gateway-owned data and without the pending date, and then follows
+      the ordinary rows (an administrator's disable still holds).
+
+    Returns None when neither row applies.
+    """
+    if current is None and reported in (SourceStatus.DISABLED, SourceStatus.EXPIRED):
+        state = disabled(DisabledBy.SOURCE, _REASON_FOR_SOURCE[reported], reported)
+        return Decision(Action.ADD, state, f"{reported}/none:provisioned")
+    if (
+        current is not None
+        and current.source_status is SourceStatus.MISSING
+        and current.pending_deletion
+        and current.disabled_by is not DisabledBy.CLEANUP
+        and reported is not SourceStatus.MISSING
+    ):
+        revived = decide(
+            replace(current, pending_deletion_since=None), reported, Trigger.PROVISIONING, now
+        )
+        return replace(revived, rule=f"{revived.rule}:recreated")
+    return None
 
 
 def source_deleted(current: RecordState, now: datetime) -> RecordState:

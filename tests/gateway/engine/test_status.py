@@ -32,13 +32,15 @@ ENABLED, DISABLED, EXPIRED, MISSING = (
 )
 ALL_TRIGGERS = list(Trigger)
 SYNC_TRIGGERS = [Trigger.JIT, Trigger.SINGLE, Trigger.BULK, Trigger.REFRESH, Trigger.PROVISIONING]
+DIRECTORY_TRIGGERS = [Trigger.JIT, Trigger.SINGLE, Trigger.BULK, Trigger.REFRESH]
 
 
-# Row 1 — disabled or expired | none | not added (a bulk job lists the user, with the reason)
+# Row 1 — disabled or expired | none | not added (a bulk job lists the user, with the reason).
+# A directory's row: a provisioning client's disabled users are added (tests further down).
 @pytest.mark.parametrize(
     ("reported", "reason"), [(DISABLED, Reason.SOURCE_DISABLED), (EXPIRED, Reason.SOURCE_EXPIRED)]
 )
-@pytest.mark.parametrize("trigger", ALL_TRIGGERS)
+@pytest.mark.parametrize("trigger", DIRECTORY_TRIGGERS)
 def test_row1_disabled_or_expired_new_user_is_not_added(reported, reason, trigger):
     decision = decide(None, reported, trigger, NOW)
     assert decision.action is Action.NOT_ADDED
@@ -260,3 +262,33 @@ def test_mark_never_used_leaves_pending_user_alone():
 def test_inconsistent_states_are_refused(kwargs):
     with pytest.raises(ValueError, match="record"):
         RecordState(**kwargs)
+
+
+# SPEC §4.2, SCIM paragraph: a provisioning client creates its disabled users too, and a POST
+# of a user it deleted re-creates it without the pending date.
+@pytest.mark.parametrize(
+    ("reported", "reason"), [(DISABLED, Reason.SOURCE_DISABLED), (EXPIRED, Reason.SOURCE_EXPIRED)]
+)
+def test_provisioned_disabled_new_user_is_added_disabled_by_source(reported, reason):
+    decision = decide(None, reported, Trigger.PROVISIONING, NOW)
+    assert decision.action is Action.ADD
+    assert decision.state == disabled(SRC, reason, reported)
+
+
+def test_provisioned_recreate_disabled_clears_the_pending_date():
+    deleted = source_deleted(active(), EARLIER)
+    decision = decide(deleted, DISABLED, Trigger.PROVISIONING, NOW)
+    assert decision.state == disabled(SRC, Reason.SOURCE_DISABLED, DISABLED)
+    assert decision.rule.endswith(":recreated")
+
+
+def test_provisioned_recreate_of_admin_disabled_keeps_admin_disable_without_pending():
+    deleted = source_deleted(disabled(DisabledBy.ADMIN, Reason.ADMIN, ENABLED), EARLIER)
+    decision = decide(deleted, ENABLED, Trigger.PROVISIONING, NOW)
+    assert decision.state == disabled(DisabledBy.ADMIN, Reason.ADMIN, ENABLED)
+
+
+def test_bulk_sync_of_deleted_pending_user_keeps_pending():
+    deleted = source_deleted(active(), EARLIER)
+    assert decide(deleted, ENABLED, Trigger.BULK, NOW).state == active()
+    assert decide(deleted, DISABLED, Trigger.BULK, NOW).state.pending_deletion
