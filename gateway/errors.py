@@ -5,7 +5,9 @@
     ├── PermissionDenied         the administrator's role does not allow the operation (SPEC §4.4)
     ├── InvalidInput             a value the caller sent is malformed (names the field)
     ├── Conflict                 the operation contradicts the current state
-    │   └── EnableRefused        manual enable while the source reports disabled/expired/missing
+    │   ├── EnableRefused        manual enable while the source reports disabled/expired/missing
+    │   ├── NameTaken            a unique name (userName, group displayName) is held already
+    │   └── VersionMismatch      the caller's version (a SCIM If-Match ETag) is not current
     └── UpstreamError            an upstream directory failed (raised by the connector, from ldap3)
         ├── UpstreamUnavailable  no configured server answered
         └── UpstreamTimeout      a read passed its deadline
@@ -44,6 +46,22 @@ class EnableRefused(Conflict):
     def __init__(self, source_status: str) -> None:
         super().__init__(f"cannot enable: the source reports this user as {source_status}")
         self.source_status = source_status
+
+
+class NameTaken(Conflict):
+    """RFC 7644 §3.3: a second resource of one source with the same unique name."""
+
+    def __init__(self, attribute: str, value: str) -> None:
+        super().__init__(f"{attribute} {value!r} is already taken in this source")
+        self.attribute = attribute
+        self.value = value
+
+
+class VersionMismatch(Conflict):
+    """RFC 7644 §3.14: the resource changed since the version the caller names."""
+
+    def __init__(self) -> None:
+        super().__init__("the resource has changed since the version given (If-Match)")
 
 
 class UpstreamError(IdgateError):

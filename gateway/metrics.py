@@ -41,6 +41,24 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.scim_requests = Counter(
+            "idgate_scim_requests",
+            "SCIM requests by endpoint (a source id, or admin), method and HTTP status",
+            ["endpoint", "method", "status"],
+            registry=self.registry,
+        )
+        self.scim_seconds = Histogram(
+            "idgate_scim_seconds",
+            "Latency of SCIM requests, from the request read to the response built",
+            ["endpoint"],
+            buckets=(0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=self.registry,
+        )
+
+    def scim(self, endpoint: str, method: str, status: int, seconds: float) -> None:
+        self.scim_requests.labels(endpoint, method, str(status)).inc()
+        self.scim_seconds.labels(endpoint).observe(seconds)
+
     # The LDAP front's `Recorder` protocol.
     def bind(self, outcome: str) -> None:
         self.binds.labels(outcome).inc()

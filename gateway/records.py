@@ -4,6 +4,7 @@ The service plans with engine values (`RecordState`, `PhoneEntry`, `StoredUser`)
 rows; these functions are the one place that knows how the two correspond.
 """
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -46,6 +47,10 @@ class UserView:
     last_auth_at: datetime | None
     admin_notes: str | None
     version: int
+    updated_at: datetime | None = None
+    #: A SCIM client's externalId, and its resource as it sent it (SCIM sources only).
+    scim_external_id: str | None = None
+    document: Mapping[str, Any] | None = None
 
 
 class StatusColumns(Protocol):
@@ -84,8 +89,10 @@ def snapshot(user: User) -> StoredUser:
     return StoredUser(user.id, user.user_name, state_of(user), user.source_digest, phones_of(user))
 
 
-def view_of(user: User) -> UserView:
-    lists = phones_of(user)
+def view_of(user: User, *, phones: bool = True) -> UserView:
+    """The view of a record; with `phones` False its phone lists are left empty, and the
+    relationship unread (a caller that shows no phones saves a query per user)."""
+    lists = phones_of(user) if phones else {kind: () for kind in PhoneKind}
     return UserView(
         id=user.id,
         source_id=user.source_id,
@@ -106,6 +113,9 @@ def view_of(user: User) -> UserView:
         last_auth_at=user.last_auth_at,
         admin_notes=user.admin_notes,
         version=user.version,
+        updated_at=user.updated_at,
+        scim_external_id=user.scim_external_id,
+        document=user.scim_document,
     )
 
 
@@ -123,6 +133,7 @@ def write_source_data(user: User, data: SourceUser) -> None:
     user.policy = {name: list(values) for name, values in data.policy}
     user.scim_external_id = data.scim_external_id
     user.password_hash = data.password_hash
+    user.scim_document = json.loads(data.document) if data.document is not None else None
     user.source_status = data.status.value
     user.source_digest = data.digest()
 

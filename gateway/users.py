@@ -35,8 +35,8 @@ from gateway.engine.plan import (
 )
 from gateway.engine.roles import Permission, allowed
 from gateway.engine.status import RecordState
-from gateway.engine.types import Reason, Role, Trigger
-from gateway.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from gateway.engine.types import Reason, Role, SourceStatus, Trigger
+from gateway.errors import InvalidInput, NameTaken, NotFound, PermissionDenied, VersionMismatch
 from gateway.names import name_key
 from gateway.records import (
     UserView,
@@ -85,9 +85,9 @@ class SyncResult:
     not_added: Reason | None = None
 
 
-class UserNameTaken(Conflict):
+class UserNameTaken(NameTaken):
     def __init__(self, user_name: str) -> None:
-        super().__init__(f"userName {user_name!r} is already taken in this source")
+        super().__init__("userName", user_name)
         self.user_name = user_name
 
 
@@ -100,31 +100,52 @@ class UserService:
 
     # -- syncs ---------------------------------------------------------------------------------
 
-    def apply_report(self, source_id: str, report: SourceUser, trigger: Trigger) -> SyncResult:
+    def apply_report(
+        self,
+        source_id: str,
+        report: SourceUser,
+        trigger: Trigger,
+        *,
+        expected_version: int | None = None,
+    ) -> SyncResult:
         """Apply what a source found about one user (enabled, disabled or expired).
 
         Adds the user, overwrites source-owned data, applies SPEC §4.2, marks the sync time;
         gateway-owned data is never touched.
 
+        Args:
+            expected_version: the version the record must still have (a SCIM If-Match).
+
         Raises:
             UserNameTaken: a SCIM write would give a second record of the source this userName.
+            VersionMismatch: the record's version is not `expected_version`.
         """
         # Two first syncs of the same new user can race to insert it; the loser of the unique
         # constraint retries once and then finds the winner's record to update.
         for attempt in range(2):
             try:
                 with self._store.writing() as session:
-                    return self._apply_report(session, source_id, report, trigger)
+                    return self._apply_report(session, source_id, report, trigger, expected_version)
             except IntegrityError:
                 if attempt == 1:
+                    if trigger is Trigger.PROVISIONING:
+                        # Two clients created the same userName at once; the winner holds it.
+                        raise UserNameTaken(report.user_name) from None
                     raise
         raise AssertionError("unreachable")
 
     def _apply_report(
-        self, session: Session, source_id: str, report: SourceUser, trigger: Trigger
+        self,
+        session: Session,
+        source_id: str,
+        report: SourceUser,
+        trigger: Trigger,
+        expected_version: int | None,
     ) -> SyncResult:
         now = self._clock()
         user = queries.find_by_external_id(session, source_id, report.external_id, for_update=True)
+        if expected_version is not None and (user is None or user.version != expected_version):
+            raise VersionMismatch
         self._free_user_name(session, source_id, report, user, trigger, now)
         plan = plan_report(snapshot(user) if user else None, report, trigger, now)
         user = self._apply(session, source_id, user, plan, trigger, now)
@@ -150,9 +171,10 @@ class UserService:
     ) -> None:
         """Another record of this source holds the reported userName.
 
-        A SCIM client must choose another name (RFC 7644 §3.3: 409 uniqueness). A directory
-        has recycled the name for a new entry (a new immutable id): the old entry is gone, so
-        its record is `missing` and its name key is set aside for the new record.
+        A SCIM client must choose another name (RFC 7644 §3.3: 409 uniqueness), unless it
+        deleted the holder itself. A directory has recycled the name for a new entry (a new
+        immutable id): the old entry is gone, so its record is `missing`. Either way the old
+        record's name key is set aside for the new record.
         """
         key = name_key(report.user_name)
         if user is not None and user.user_name_key == key:
@@ -160,7 +182,7 @@ class UserService:
         holder = queries.find_by_user_name_key(session, source_id, key)
         if holder is None or (user is not None and holder.id == user.id):
             return
-        if trigger is Trigger.PROVISIONING:
+        if trigger is Trigger.PROVISIONING and holder.source_status != SourceStatus.MISSING:
             raise UserNameTaken(report.user_name)
         plan = plan_missing(snapshot(holder), trigger, now)
         self._apply(session, source_id, holder, plan, trigger, now)
@@ -186,6 +208,7 @@ class UserService:
                         source_id=source_id,
                         external_id=data.external_id,
                         created_at=now,
+                        updated_at=now,
                         status_changed_at=now,
                         version=1,
                     )
@@ -222,7 +245,7 @@ class UserService:
                         details=details,
                     )
         if bump_version and user is not None:
-            user.version += 1
+            _touch(user, now)
         session.flush()
         return user
 
@@ -237,10 +260,31 @@ class UserService:
             plan.decision.not_added_reason,
         )
 
-    def provisioning_delete(self, source_id: str, user_id: str) -> None:
-        """A SCIM/Entra DELETE: `missing` and pending deletion at once (SPEC §4.2)."""
+    def provisioning_delete(
+        self,
+        source_id: str,
+        user_id: str,
+        *,
+        expected_version: int | None = None,
+        hard: bool = False,
+    ) -> None:
+        """A SCIM/Entra DELETE: `missing` and pending deletion at once (SPEC §4.2), or, for a
+        source with `hard_delete`, the record is removed now (the audit event stays).
+
+        Raises:
+            NotFound: no such user in this source, or one the source deleted already.
+            VersionMismatch: the record's version is not `expected_version`.
+        """
         with self._store.writing() as session:
             user = self._user_of_source(session, source_id, user_id)
+            if user.source_status == SourceStatus.MISSING:
+                raise NotFound(f"no user with id {user_id}")
+            if expected_version is not None and user.version != expected_version:
+                raise VersionMismatch
+            if hard:
+                self._audit(session, user, "provisioning", "user.purged", {"rule": "hard_delete"})
+                session.delete(user)
+                return
             now = self._clock()
             old = state_of(user)
             new = rules.source_deleted(old, now)
@@ -333,7 +377,7 @@ class UserService:
             except phone_rules.InvalidPhoneNumber as exc:
                 raise InvalidInput(f"{kind.value}_phones", str(exc)) from exc
             write_phones(user, kind, after)
-            user.version += 1
+            _touch(user, self._clock())
             self._audit(session, user, actor.name, action, {"kind": kind.value})
             return view_of(user)
 
@@ -342,7 +386,7 @@ class UserService:
         with self._store.writing() as session:
             user = self._user(session, user_id)
             user.admin_notes = notes
-            user.version += 1
+            _touch(user, self._clock())
             self._audit(session, user, actor.name, "user.notes_changed", {})
             return view_of(user)
 
@@ -393,7 +437,7 @@ class UserService:
     ) -> None:
         now = self._clock()
         write_state(user, new, now)
-        user.version += 1
+        _touch(user, now)
         details = {"from": describe(old), "to": describe(new), "comment": comment}
         self._audit(session, user, actor, action, details)
 
@@ -410,3 +454,9 @@ class UserService:
             user_name=user.user_name,
             details=details,
         )
+
+
+def _touch(user: User, now: datetime) -> None:
+    """The resource changed: a new ETag and meta.lastModified (RFC 7644 §3.14, RFC 7643 §3.1)."""
+    user.version += 1
+    user.updated_at = now

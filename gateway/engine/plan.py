@@ -51,6 +51,8 @@ class SourceUser:
     upn: str | None = None
     #: argon2 hash of a password a SCIM client set (never a directory password, SPEC §2).
     password_hash: str | None = None
+    #: A SCIM client's resource as it sent it (canonical JSON, so the value stays hashable).
+    document: str | None = None
 
     def __post_init__(self) -> None:
         if self.status is SourceStatus.MISSING:
