@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
+from starlette.applications import Starlette
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
@@ -29,11 +30,13 @@ from gateway.lastauth import LastAuthRecorder
 from gateway.lookup import ExactLookup
 from gateway.metrics import Metrics
 from gateway.passwords import PasswordChanges
+from gateway.provisioning import Provisioning
 from gateway.search import DirectoryTree
+from gateway.tokens import BearerTokens
 from gateway.users import UserService, utcnow
 from ldapproxy.listen import Listeners, listen, tls_of
 from ldapproxy.server import Services
-from scim.app import create_app
+from scim.app import ScimServices, create_app
 from store import users as store_users
 from store.db import Store
 from store.migrate import check_schema, upgrade
@@ -59,6 +62,8 @@ class Runtime:
     upstream_pool: ThreadPoolExecutor
     metrics: Metrics
     passwords: PasswordChanges
+    provisioning: Provisioning
+    tokens: BearerTokens
     closed: bool = field(default=False)
 
     def close(self) -> None:
@@ -133,6 +138,8 @@ def build(config: Config, *, migrate: bool = False) -> Runtime:
         upstream_pool=upstream_pool,
         metrics=metrics,
         passwords=PasswordChanges(config, directories),
+        provisioning=Provisioning(store, users, clock=utcnow),
+        tokens=BearerTokens(config),
     )
 
 
@@ -205,7 +212,7 @@ async def _serve(
                 log.info("idgate LDAP listening on %s://%s:%d", scheme, host, port)
         if only in (None, "http"):
             http_config = runtime.config.http
-            app = create_app(runtime.readiness.check, metrics=runtime.metrics.registry)
+            app = http_app(runtime)
             http = QuietServer(
                 uvicorn.Config(
                     app,
@@ -242,6 +249,17 @@ async def _serve(
             await loop.run_in_executor(None, pool.stop)
         if demo is not None:
             await demo.close()
+
+
+def http_app(runtime: Runtime) -> Starlette:
+    """The HTTP front: health, metrics and the SCIM endpoints on this runtime's services."""
+    return create_app(
+        runtime.readiness.check,
+        metrics=runtime.metrics.registry,
+        scim=ScimServices(
+            runtime.config, runtime.provisioning, runtime.tokens, record=runtime.metrics.scim
+        ),
+    )
 
 
 def ldap_services(runtime: Runtime, reactor: Any, pool: ThreadPool) -> Services:

@@ -1,25 +1,67 @@
-"""The ASGI application of the HTTP front."""
+"""The ASGI application of the HTTP front: health, metrics, and the SCIM endpoints (SPEC §7).
+
+/scim/v2/sources/{source_id}/...   a `scim` or `entra` source's provisioning endpoint
+/scim/v2/...                       the admin view (administrators' tokens)
+"""
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from scim2_models import Resource
+from scim2_server.handler import AsyncScimHandler
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from gateway.config import Config
+from gateway.config.sources import EntraSource, ScimSource
 from gateway.health import Check
+from gateway.provisioning import Provisioning
+from gateway.tokens import BearerTokens
+from scim import schemas
+from scim.endpoints import (
+    Endpoint,
+    EntraHandler,
+    EntraService,
+    IdgateService,
+    RequestRecorder,
+    admin_token_check,
+    not_found_body,
+    source_token_check,
+)
+from scim.storage import AdminStorage, SourceStorage
 
 ReadinessProbe = Callable[[], Sequence[Check]]
 
 
-def create_app(readiness: ReadinessProbe, *, metrics: CollectorRegistry | None = None) -> Starlette:
+@dataclass(frozen=True)
+class ScimServices:
+    """What the SCIM endpoints call: the provisioning service and the bearer tokens."""
+
+    config: Config
+    provisioning: Provisioning
+    tokens: BearerTokens
+    #: Told of every SCIM request (endpoint, method, status, seconds), for /metrics.
+    record: RequestRecorder | None = None
+
+
+def create_app(
+    readiness: ReadinessProbe,
+    *,
+    metrics: CollectorRegistry | None = None,
+    scim: ScimServices | None = None,
+) -> Starlette:
     """Build the HTTP front.
 
     Args:
         readiness: a blocking probe; it runs in the thread pool, never on the event loop.
         metrics: the Prometheus registry served at /metrics (SPEC §8).
+        scim: the services behind /scim/v2; without them no SCIM endpoint is served.
     """
 
     async def healthz(_: Request) -> JSONResponse:
@@ -35,7 +77,7 @@ def create_app(readiness: ReadinessProbe, *, metrics: CollectorRegistry | None =
         }
         return JSONResponse(body, status_code=200 if ready else 503)
 
-    routes = [Route("/healthz", healthz), Route("/readyz", readyz)]
+    routes: list[BaseRoute] = [Route("/healthz", healthz), Route("/readyz", readyz)]
     if metrics is not None:
         registry = metrics
 
@@ -44,4 +86,62 @@ def create_app(readiness: ReadinessProbe, *, metrics: CollectorRegistry | None =
             return Response(body, media_type=CONTENT_TYPE_LATEST)
 
         routes.append(Route("/metrics", metrics_endpoint))
+    if scim is not None:
+        routes += scim_routes(scim)
     return Starlette(routes=routes)
+
+
+def scim_routes(scim: ScimServices) -> list[Mount]:
+    """One endpoint per `scim`/`entra` source, and the admin view."""
+    public = scim.config.http.public_base_url
+    strict = IdgateService(schemas.scim_provider())
+    tolerant = EntraService(schemas.entra_provider())
+    sources: dict[str, Endpoint] = {}
+    for source in scim.config.sources:
+        if not isinstance(source, ScimSource | EntraSource) or not source.enabled:
+            continue
+        is_entra = isinstance(source, EntraSource)
+        service = tolerant if is_entra else strict
+        sources[source.id] = Endpoint(
+            SourceStorage(
+                scim.provisioning,
+                source.id,
+                user_model=cast(type[Resource[Any]], service.provider.model_for("User")),
+                hard_delete=source.hard_delete,
+            ),
+            service.provider,
+            service,
+            check_token=source_token_check(scim.tokens, source.id),
+            name=source.id,
+            record=scim.record,
+            public_base_url=public,
+            handler=EntraHandler if is_entra else AsyncScimHandler,
+        )
+    admin_service = IdgateService(schemas.admin_provider())
+    admin = Endpoint(
+        AdminStorage(scim.provisioning),
+        admin_service.provider,
+        admin_service,
+        check_token=admin_token_check(scim.tokens),
+        name="admin",
+        record=scim.record,
+        public_base_url=public,
+        read_only=True,
+    )
+
+    async def by_source(scope: Scope, receive: Receive, send: Send) -> None:
+        endpoint = sources.get(scope["path_params"].get("source_id", ""))
+        if endpoint is None:
+            response = JSONResponse(
+                not_found_body("no SCIM source with this id"),
+                status_code=404,
+                media_type="application/scim+json",
+            )
+            await response(scope, receive, send)
+            return
+        await cast(ASGIApp, endpoint)(scope, receive, send)
+
+    return [
+        Mount("/scim/v2/sources/{source_id}", app=by_source),
+        Mount("/scim/v2", app=cast(ASGIApp, admin)),
+    ]

@@ -1,0 +1,225 @@
+"""The SCIM endpoints: scim2-server's ASGI application, one per source and one admin view.
+
+scim2-server serves the protocol; what is idgate's is here: the base URL each application
+answers for, bearer tokens checked off the event loop, the 1 MiB body limit, PATCH answered
+with the resource, Entra's dialect for `entra` sources, and the admin view refusing writes.
+"""
+
+import json
+import time
+from collections.abc import Awaitable, Callable
+from http import HTTPStatus
+from typing import Any, cast
+
+from scim2_models import (
+    Context,
+    PatchOp,
+    PayloadTooLargeException,
+    Resource,
+    ResourceType,
+    ResponseParameters,
+    SCIMException,
+    ScimProvider,
+    SearchRequest,
+    UnauthorizedException,
+)
+from scim2_server.applications.asgi import ASGIApplication, Receive, Scope
+from scim2_server.errors import MethodNotAllowedException
+from scim2_server.handler import AsyncScimHandler
+from scim2_server.requests import ScimRequest
+from scim2_server.responses import ScimResponse
+from scim2_server.routing import Operation
+from scim2_server.service import ScimService
+from scim2_server.storage import AsyncScimStorage
+from starlette.concurrency import run_in_threadpool
+
+from gateway.engine.roles import Permission
+from gateway.errors import PermissionDenied
+from gateway.tokens import BearerTokens
+from scim import entra
+from scim.schemas import MAX_BODY_BYTES
+
+#: Checks a bearer token; returns the request's subject, or None when the token is not valid.
+TokenCheck = Callable[[str], Awaitable[Any]]
+#: Told of every answered request: endpoint name, method, HTTP status, seconds.
+RequestRecorder = Callable[[str, str, int, float], None]
+
+
+class IdgateService(ScimService):
+    """scim2-server's service with idgate's answers where RFC 7644 lets the server choose."""
+
+    def max_body_size(self, request: ScimRequest) -> int | None:
+        limit = super().max_body_size(request)
+        return MAX_BODY_BYTES if limit is None else limit
+
+    def patch_response(
+        self,
+        base_url: str,
+        resource: Resource[Any],
+        response_parameters: ResponseParameters[Any],
+    ) -> ScimResponse:
+        # RFC 7644 §3.5.2: 200 with the resource, which Entra ID and most clients expect,
+        # rather than the 204 the server may choose.
+        return self.resource_response(
+            self.publish(base_url, resource),
+            Context.RESOURCE_REPLACEMENT_RESPONSE,
+            response_parameters,
+        )
+
+
+class EntraService(IdgateService):
+    """Entra ID's dialect rewritten before scim2-models validates it (`scim.entra`)."""
+
+    def read_patch(
+        self, resource_type: ResourceType, body: bytes, content_type: str | None
+    ) -> "PatchOp[Any]":
+        rewritten = entra.patch_body(self.decode_body(body, content_type))
+        return super().read_patch(resource_type, json.dumps(rewritten).encode(), content_type)
+
+    def read_search_query(
+        self, resource_types: list[ResourceType], query: Any
+    ) -> tuple[SearchRequest[Any], Any]:
+        if isinstance(query.get("filter"), str):
+            query = {**query, "filter": entra.filter_text(query["filter"])}
+        return super().read_search_query(resource_types, query)
+
+
+class EntraHandler(AsyncScimHandler):
+    async def patch(self, request: ScimRequest) -> ScimResponse:
+        if not _empty_operations(request.body):
+            return await super().patch(request)
+        # Entra ID sends a PATCH with no operations (Known issues: "empty Operations"); RFC 7644
+        # §3.5.2 asks for one or more. Nothing changes: answer the resource as it is.
+        with self.service.provider:
+            target = self.service.route(request, Operation.patch)
+            resource_type = self.service.resource_type_at(cast(str, target.endpoint))
+            self.service.authorize(request, target, resource_type)
+            parameters = self.service.read_response_parameters(resource_type, request.query)
+            async with self.storage.operation():
+                resource = await self.storage.get(resource_type, cast(str, target.resource_id))
+            self.service.check_preconditions(
+                resource, "PATCH", self.service.read_conditions(request)
+            )
+            return self.service.patch_response(request.base_url, resource, parameters)
+
+
+def _empty_operations(body: bytes) -> bool:
+    try:
+        decoded = json.loads(body or b"null")
+    except ValueError:
+        return False
+    return isinstance(decoded, dict) and any(
+        key.casefold() == "operations" and value == [] for key, value in decoded.items()
+    )
+
+
+class Endpoint(ASGIApplication):
+    """One SCIM service root: a source's provisioning endpoint, or the admin view."""
+
+    def __init__(
+        self,
+        storage: AsyncScimStorage,
+        provider: ScimProvider,
+        service: ScimService,
+        *,
+        check_token: TokenCheck,
+        public_base_url: str | None,
+        name: str,
+        record: RequestRecorder | None = None,
+        handler: type[AsyncScimHandler] = AsyncScimHandler,
+        read_only: bool = False,
+    ) -> None:
+        super().__init__(storage, provider, service)
+        self.handler = handler(self.service, storage)
+        self._check_token = check_token
+        self._public_base_url = public_base_url.rstrip("/") if public_base_url else None
+        self._read_only = read_only
+        self._name = name
+        self._record = record
+
+    async def serve(self, request: ScimRequest) -> ScimResponse:
+        started = time.perf_counter()
+        response = await super().serve(request)
+        if self._record is not None:
+            elapsed = time.perf_counter() - started
+            self._record(self._name, request.method, int(response.status), elapsed)
+        return response
+
+    async def read_request(self, scope: Scope, receive: Receive) -> ScimRequest:
+        request = await super().read_request(scope, receive)
+        # Mounted under /scim/v2/...: the mount's path is the service root (scim2-server's own
+        # base URL would add a /v2 of its own).
+        root_path = scope.get("root_path", "")
+        if self._public_base_url:
+            request.base_url = f"{self._public_base_url}{root_path}"
+        else:
+            headers = dict(scope["headers"])
+            host = headers.get(b"host", b"").decode() or "{}:{}".format(*scope["server"])
+            request.base_url = f"{scope['scheme']}://{host}{root_path}"
+        return request
+
+    async def dispatch_request(self, request: ScimRequest) -> ScimResponse:
+        if len(request.body) > MAX_BODY_BYTES:
+            raise PayloadTooLargeException(detail=f"the body exceeds {MAX_BODY_BYTES} bytes")
+        if self._read_only and not _reads(self.service, request):
+            raise MethodNotAllowedException(allowed=["GET"], detail="the admin view is read-only")
+        if self.needs_auth(request):
+            scheme, _, token = (request.header("Authorization") or "").partition(" ")
+            subject = None
+            if scheme.casefold() == "bearer" and token.strip():
+                subject = await self._check_token(token.strip())
+            if subject is None:
+                raise UnauthorizedException(detail="a valid bearer token is required")
+            request.subject = subject
+        return await self.handler.handle(request)
+
+
+def _reads(service: ScimService, request: ScimRequest) -> bool:
+    try:
+        operation = service.match(request).operation
+    except SCIMException:  # an unknown path: the handler answers it with its own 404
+        return True
+    return operation not in (
+        Operation.create,
+        Operation.replace,
+        Operation.patch,
+        Operation.delete,
+        Operation.bulk,
+    )
+
+
+def source_token_check(tokens: BearerTokens, source_id: str) -> TokenCheck:
+    """The check of one source's bearer token: a token seen before costs a dict look-up, a new
+    one an argon2 verification in a thread (never on the event loop)."""
+
+    async def check(token: str) -> Any:
+        if tokens.known(token) == f"source:{source_id}":
+            return source_id
+        ok = await run_in_threadpool(tokens.verify_source, source_id, token)
+        return source_id if ok else None
+
+    return check
+
+
+def admin_token_check(tokens: BearerTokens) -> TokenCheck:
+    """The check of an administrator's token; both roles may read the admin view (SPEC §4.4)."""
+
+    async def check(token: str) -> Any:
+        actor = tokens.known_admin(token) or await run_in_threadpool(tokens.verify_admin, token)
+        if actor is None:
+            return None
+        try:
+            actor.require(Permission.VIEW_USERS)
+        except PermissionDenied:
+            return None
+        return actor
+
+    return check
+
+
+def not_found_body(detail: str) -> dict[str, Any]:
+    return {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
+        "status": str(int(HTTPStatus.NOT_FOUND)),
+        "detail": detail,
+    }

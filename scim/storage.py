@@ -1,0 +1,236 @@
+"""scim2-server's storage contract on idgate's store, through the provisioning service.
+
+scim2-server handles the protocol (routing, validation, PATCH, ETags, projections, errors);
+these classes are where it reads and writes. They translate, call the service in a thread
+(the service blocks on the database and on argon2), and translate back. Domain errors become
+SCIM errors here, in one table (`scim_error`).
+"""
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any, TypeVar
+
+from scim2_models import (
+    InvalidFilterException,
+    InvalidValueException,
+    NotFoundException,
+    PreconditionFailedException,
+    Resource,
+    ResourceType,
+    ResponseParameters,
+    SCIMException,
+    SearchRequest,
+    UniquenessException,
+)
+from scim2_server.storage import AsyncScimStorage, SearchPage
+from starlette.concurrency import run_in_threadpool
+
+from gateway.errors import IdgateError, InvalidInput, NameTaken, NotFound, VersionMismatch
+from gateway.provisioning import And, Provisioning, Query
+from scim import mapping
+from scim.filters import ADMIN_USERS, GROUPS, USERS, Translator
+
+T = TypeVar("T")
+
+
+def scim_error(exc: IdgateError) -> SCIMException:
+    """The SCIM error for a domain error (RFC 7644 §3.12)."""
+    match exc:
+        case NotFound():
+            return NotFoundException(detail=str(exc))
+        case NameTaken():
+            return UniquenessException(detail=str(exc))
+        case VersionMismatch():
+            return PreconditionFailedException(detail=str(exc))
+        case InvalidInput(field="filter"):
+            return InvalidFilterException(detail=exc.problem)
+        case InvalidInput():
+            return InvalidValueException(detail=str(exc))
+    return InvalidValueException(detail=str(exc))
+
+
+async def _call(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    try:
+        return await run_in_threadpool(function, *args, **kwargs)
+    except IdgateError as exc:
+        raise scim_error(exc) from exc
+
+
+def _query(translator: Translator, request: SearchRequest[Any]) -> Query:
+    where = translator.filter(request.filter.ast) if request.filter is not None else And(())
+    order = translator.sort(str(request.sort_by)) if request.sort_by is not None else None
+    descending = request.sort_order == SearchRequest.SortOrder.descending
+    # RFC 7644 §3.4.2.4: startIndex below 1 is read as 1, a negative count as 0.
+    offset = max((request.start_index or 1) - 1, 0)
+    limit = max(request.count if request.count is not None else 100, 0)
+    return Query(where, order, descending, offset, limit)
+
+
+class SourceStorage(AsyncScimStorage):
+    """One `scim` or `entra` source's Users and Groups."""
+
+    def __init__(
+        self,
+        service: Provisioning,
+        source_id: str,
+        *,
+        user_model: type[Resource[Any]],
+        hard_delete: bool,
+    ) -> None:
+        self._service = service
+        self._source = source_id
+        self._user_model = user_model
+        self._hard_delete = hard_delete
+
+    async def get(
+        self,
+        resource_type: ResourceType,
+        resource_id: str,
+        *,
+        response_parameters: ResponseParameters[Any] | None = None,
+    ) -> Resource[Any]:
+        if resource_type.name == "Group":
+            group = await _call(self._service.get_group, self._source, resource_id)
+            return mapping.group_resource(group)
+        user = await _call(self._service.get_user, self._source, resource_id)
+        return mapping.user_resource(user, self._user_model)
+
+    async def search(
+        self,
+        resource_types: list[ResourceType],
+        search_request: SearchRequest[Any],
+        *,
+        position: Any = None,
+    ) -> SearchPage:
+        # RFC 7644 §3.4.3: a search at the root covers every resource type, as one list: the
+        # users, then the groups. An attribute a type does not have matches none of its
+        # resources (§3.4.2.1), so a filter one type cannot read leaves that type out.
+        query = _query(USERS if resource_types[0].name == "User" else GROUPS, search_request)
+        offset, limit = query.offset, query.limit
+        total, found = 0, list[Resource[Any]]()
+        for resource_type in resource_types:
+            translator = GROUPS if resource_type.name == "Group" else USERS
+            try:
+                typed = _query(translator, search_request)
+            except (InvalidFilterException, InvalidValueException):
+                if len(resource_types) == 1:
+                    raise
+                continue
+            page_query = replace(typed, offset=max(offset - total, 0), limit=limit - len(found))
+            if resource_type.name == "Group":
+                groups = await _call(self._service.search_groups, self._source, page_query)
+                total += groups.total
+                found += [mapping.group_resource(g) for g in groups.items]
+            else:
+                users = await _call(self._service.search_users, self._source, page_query)
+                total += users.total
+                found += [mapping.user_resource(u, self._user_model) for u in users.items]
+        return SearchPage(total, found)
+
+    async def create(self, resource_type: ResourceType, resource: Resource[Any]) -> Resource[Any]:
+        if resource_type.name == "Group":
+            group = await _call(
+                self._service.create_group, self._source, mapping.group_input(resource)
+            )
+            return mapping.group_resource(group)
+        user = await _call(self._service.create_user, self._source, mapping.user_input(resource))
+        return mapping.user_resource(user, self._user_model)
+
+    async def update(
+        self,
+        resource_type: ResourceType,
+        resource: Resource[Any],
+        *,
+        expected_version: str | None = None,
+    ) -> Resource[Any]:
+        assert resource.id is not None  # scim2-server updates a resource it read
+        version = mapping.version_of(expected_version)
+        if resource_type.name == "Group":
+            group = await _call(
+                self._service.replace_group,
+                self._source,
+                resource.id,
+                mapping.group_input(resource),
+                expected_version=version,
+            )
+            return mapping.group_resource(group)
+        user = await _call(
+            self._service.replace_user,
+            self._source,
+            resource.id,
+            mapping.user_input(resource),
+            expected_version=version,
+        )
+        return mapping.user_resource(user, self._user_model)
+
+    async def delete(
+        self,
+        resource_type: ResourceType,
+        resource_id: str,
+        *,
+        expected_version: str | None = None,
+    ) -> None:
+        version = mapping.version_of(expected_version)
+        if resource_type.name == "Group":
+            await _call(
+                self._service.delete_group, self._source, resource_id, expected_version=version
+            )
+            return
+        await _call(
+            self._service.delete_user,
+            self._source,
+            resource_id,
+            expected_version=version,
+            hard=self._hard_delete,
+        )
+
+
+class AdminStorage(AsyncScimStorage):
+    """The admin view: every source's users, read-only (SPEC §7)."""
+
+    def __init__(self, service: Provisioning) -> None:
+        self._service = service
+
+    async def get(
+        self,
+        resource_type: ResourceType,
+        resource_id: str,
+        *,
+        response_parameters: ResponseParameters[Any] | None = None,
+    ) -> Resource[Any]:
+        return mapping.admin_resource(await _call(self._service.get_user, None, resource_id))
+
+    async def search(
+        self,
+        resource_types: list[ResourceType],
+        search_request: SearchRequest[Any],
+        *,
+        position: Any = None,
+    ) -> SearchPage:
+        users = await _call(self._service.search_users, None, _query(ADMIN_USERS, search_request))
+        return SearchPage(users.total, [mapping.admin_resource(u) for u in users.items])
+
+    async def create(self, resource_type: ResourceType, resource: Resource[Any]) -> Resource[Any]:
+        raise _read_only()
+
+    async def update(
+        self,
+        resource_type: ResourceType,
+        resource: Resource[Any],
+        *,
+        expected_version: str | None = None,
+    ) -> Resource[Any]:
+        raise _read_only()
+
+    async def delete(
+        self, resource_type: ResourceType, resource_id: str, *, expected_version: str | None = None
+    ) -> None:
+        raise _read_only()
+
+
+def _read_only() -> SCIMException:
+    from scim2_server.errors import MethodNotAllowedException
+
+    return MethodNotAllowedException(
+        allowed=["GET"], detail="the admin view is read-only; change users through /admin"
+    )
