@@ -11,6 +11,7 @@ import asyncio
 import socket
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from ldaptor.protocols.ldap import ldapserver
 from twisted.internet import defer, protocol
@@ -27,6 +28,11 @@ SERVICE_ACCOUNT = "cn=radius,ou=services,dc=idgate"
 #: Demo passwords: printed at start, valid only against this in-process directory.
 DIRECTORY_PASSWORD = "demo-directory-secret"  # noqa: S105 - demo only, printed
 SERVICE_PASSWORD = "radius-demo"  # noqa: S105 - demo only, printed
+#: The demo's administrator token (admin view) and its SCIM source's token: printed at start.
+ADMIN_TOKEN = "idgate-demo-admin-token"  # noqa: S105 - demo only, printed
+SCIM_TOKEN = "idgate-demo-scim-token"  # noqa: S105 - demo only, printed
+SCIM_SOURCE = "demo-scim"
+GATEWAY_SCHEMA = "urn:idgate:params:scim:schemas:extension:gateway:2.0:User"
 
 
 @dataclass(frozen=True)
@@ -119,8 +125,12 @@ class DemoDirectory:
             await stopped.asFuture(asyncio.get_running_loop())
 
     def config(self, environ: dict[str, str]) -> Config:
-        """The demo configuration: SQLite ./idgate.db and one `ldap` source on this directory."""
+        """The demo configuration: SQLite ./idgate.db, one `ldap` source on this directory, one
+        `scim` source, and a super admin for the admin view."""
         raw: dict[str, Any] = {
+            "admins": [
+                {"name": "demo", "role": "super_admin", "token_hash": hash_secret(ADMIN_TOKEN)}
+            ],
             "ldap": {
                 "service_accounts": [
                     {"dn": SERVICE_ACCOUNT, "password_hash": hash_secret(SERVICE_PASSWORD)}
@@ -141,7 +151,8 @@ class DemoDirectory:
                         "expiration_attribute": "shadowExpire",
                         "expiration_format": "days",
                     },
-                }
+                },
+                {"id": SCIM_SOURCE, "kind": "scim", "token_hash": hash_secret(SCIM_TOKEN)},
             ],
         }
         return parse_config(raw, environ)
@@ -163,6 +174,15 @@ def banner(urls: list[str]) -> str:
             f" -b {PEOPLE} '(uid=alice)'",
         ]
     if http_url:
-        lines += [f"  HTTP front   {http_url}  (try {http_url}/readyz, {http_url}/metrics)"]
+        disabled = quote(f'{GATEWAY_SCHEMA}:status eq "disabled"')
+        user = '{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"dave"}'
+        lines += [
+            f"  HTTP front   {http_url}  (try {http_url}/readyz, {http_url}/metrics)",
+            "  admin view:  curl -s -H 'Authorization: Bearer "
+            f"{ADMIN_TOKEN}' '{http_url}/scim/v2/Users?filter={disabled}'",
+            "  provision:   curl -s -H 'Authorization: Bearer "
+            f"{SCIM_TOKEN}' -H 'Content-Type: application/scim+json' -d '{user}'"
+            f" {http_url}/scim/v2/sources/{SCIM_SOURCE}/Users",
+        ]
     lines += ["", "  users: " + ", ".join(f"{u.uid} / {u.password} ({u.state})" for u in USERS), ""]
     return "\n".join(lines)

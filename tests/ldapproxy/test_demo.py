@@ -1,7 +1,9 @@
 """The zero-configuration start (SPEC §8): `idgate serve` with no file runs the built-in demo,
 and the commands its banner prints work as printed."""
 
+import json
 import shlex
+import subprocess
 from collections.abc import Iterator
 
 import pytest
@@ -51,3 +53,30 @@ def test_the_printed_search_finds_alice(demo: DemoProcess) -> None:
 
     assert result.returncode == 0, result.stderr
     assert "dn: uid=alice,ou=people,dc=demo,dc=idgate" in result.stdout
+
+
+def _curl(line: str) -> dict:
+    command = shlex.split(line[line.index("curl") :])
+    result = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_the_printed_scim_commands_work_as_printed(demo: DemoProcess) -> None:
+    # SPEC §8: a newcomer can query SCIM within a minute. alice is in the store once she bound
+    # (bob and carol are refused at first sight, so never added: SPEC §4.2, row 1).
+    banner = demo.banner()
+    alice_line, _ = banner_commands(banner)
+    assert ldap_tool(*shlex.split(alice_line)).returncode == 0
+    [admin_line] = [ln for ln in banner.splitlines() if "admin view:" in ln]
+    [provision_line] = [ln for ln in banner.splitlines() if "provision:" in ln]
+
+    created = _curl(provision_line)
+    disabled = _curl(admin_line)
+    everyone = _curl(admin_line.split("?filter=")[0] + "'")
+
+    assert created["userName"] == "dave" and created["id"]
+    extension = "urn:idgate:params:scim:schemas:extension:gateway:2.0:User"
+    assert disabled["totalResults"] == 0
+    sources = {user["userName"]: user[extension]["source"] for user in everyone["Resources"]}
+    assert sources == {"alice": "demo", "dave": "demo-scim"}
