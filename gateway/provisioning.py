@@ -13,6 +13,7 @@ run them in a thread pool.
 """
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -63,6 +64,11 @@ __all__ = [
 ]  # fmt: skip
 
 _MISSING = SourceStatus.MISSING.value
+#: The store's string columns hold at most this many characters (store.models String(255)).
+_MAX_TEXT = 255
+_MAX_PHONE = 64
+#: Resource ids are the gateway's UUIDs (store.models.new_id); anything else names nothing.
+_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 @dataclass(frozen=True)
@@ -157,6 +163,7 @@ class Provisioning:
         Raises:
             NotFound: no such user in this view.
         """
+        _known_id(user_id, "user")
         with self._store.reading() as session:
             user = queries.get_user(session, user_id)
             if user is None or not _in_view(user, source_id):
@@ -192,6 +199,7 @@ class Provisioning:
         Raises:
             NameTaken: another user of the source has this userName (case-insensitively).
         """
+        _check_user(data)
         with self._store.reading() as session:
             deleted = _deleted_namesake(session, source_id, data)
             external_id = deleted.external_id if deleted else new_id()
@@ -211,6 +219,8 @@ class Provisioning:
             NameTaken: the new userName belongs to another user of the source.
             VersionMismatch: the user changed since `expected_version`.
         """
+        _known_id(user_id, "user")
+        _check_user(data)
         with self._store.reading() as session:
             user = queries.get_user(session, user_id)
             if user is None or not _in_view(user, source_id):
@@ -231,6 +241,7 @@ class Provisioning:
             NotFound: no such user in this source's view.
             VersionMismatch: the user changed since `expected_version`.
         """
+        _known_id(user_id, "user")
         self._users.provisioning_delete(
             source_id, user_id, expected_version=expected_version, hard=hard
         )
@@ -238,6 +249,7 @@ class Provisioning:
     # -- groups ----------------------------------------------------------------------------------
 
     def get_group(self, source_id: str, group_id: str) -> GroupRecord:
+        _known_id(group_id, "group")
         with self._store.reading() as session:
             group = group_queries.get_group(session, group_id)
             if group is None or group.source_id != source_id:
@@ -267,6 +279,7 @@ class Provisioning:
             NameTaken: another group of the source has this displayName.
             InvalidInput: a member is not a user of this source.
         """
+        _check_group(data)
         try:
             with self._store.writing() as session:
                 now = self._clock()
@@ -295,6 +308,7 @@ class Provisioning:
     def replace_group(
         self, source_id: str, group_id: str, data: GroupInput, *, expected_version: int | None
     ) -> GroupRecord:
+        _check_group(data)
         try:
             with self._store.writing() as session:
                 group = self._group(session, source_id, group_id, expected_version)
@@ -330,6 +344,7 @@ class Provisioning:
     def _group(
         self, session: Session, source_id: str, group_id: str, expected_version: int | None
     ) -> Group:
+        _known_id(group_id, "group")
         group = group_queries.get_group(session, group_id, for_update=True)
         if group is None or group.source_id != source_id:
             raise NotFound(f"no group with id {group_id}")
@@ -415,6 +430,56 @@ def _deleted_namesake(session: Session, source_id: str, data: UserInput) -> User
             if user.source_status == _MISSING:
                 return user
     return None
+
+
+def _known_id(resource_id: str, kind: str) -> None:
+    """A resource id that is not one of the gateway's UUIDs names nothing: NotFound, without
+    asking the store (PostgreSQL would refuse a NUL in it)."""
+    if not _ID.fullmatch(resource_id):
+        raise NotFound(f"no {kind} with id {resource_id[:64]!r}")
+
+
+def _text(field: str, value: str | None) -> None:
+    if value is not None and len(value) > _MAX_TEXT:
+        raise InvalidInput(field, f"at most {_MAX_TEXT} characters")
+
+
+def _no_nul(field: str, value: Any) -> None:
+    """RFC 7643 §2.3.1 strings are Unicode text; NUL is none a store can keep (PostgreSQL)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise InvalidInput(field, "must not contain a NUL character")
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            _no_nul(f"{field}.{key}" if field else str(key), item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _no_nul(field, item)
+
+
+def _check_user(data: UserInput) -> None:
+    for field_name, value in (
+        ("userName", data.user_name),
+        ("externalId", data.external_id),
+        ("displayName", data.display_name),
+        ("name.givenName", data.given_name),
+        ("name.familyName", data.family_name),
+    ):
+        _text(field_name, value)
+    for number in (*data.sms_phones, *data.voice_phones):
+        if len(number) > _MAX_PHONE:
+            raise InvalidInput("phoneNumbers.value", f"at most {_MAX_PHONE} characters")
+    _no_nul("", data.document)
+    if data.password is not None:
+        _no_nul("password", data.password)
+
+
+def _check_group(data: GroupInput) -> None:
+    _text("displayName", data.display_name)
+    _text("externalId", data.external_id)
+    for _, display in data.members:
+        _text("members.display", display)
+    _no_nul("", [data.display_name, data.external_id, list(data.members)])
 
 
 def _report(external_id: str, data: UserInput, password_hash: str | None) -> SourceUser:

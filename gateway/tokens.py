@@ -6,11 +6,16 @@ clear) for the life of the process, with the one principal it verified for: a so
 is checked against that source's hash alone, so it can never open another source or the admin
 view, whatever the cache holds.
 
+A token that failed is remembered too (by digest, for the principal it failed for), so a
+client retrying a wrong token costs one argon2 run, not one per request; new wrong tokens
+still cost one each (a rate limit in front of the gateway bounds those).
+
 Blocking: `verify_*` may run argon2; callers on an event loop run them in a thread.
 """
 
 import hashlib
 import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -40,6 +45,8 @@ class BearerTokens:
         }
         self._admins = tuple(_Admin(a.name, a.role, a.token_hash) for a in config.admins)
         self._verified: dict[bytes, str] = {}
+        #: (digest, what it was tried for) of tokens that failed: "source:<id>" or "admin".
+        self._refused: OrderedDict[tuple[bytes, str], None] = OrderedDict()
         self._lock = threading.Lock()
 
     def verify_source(self, source_id: str, token: str) -> bool:
@@ -50,7 +57,8 @@ class BearerTokens:
         principal = f"source:{source_id}"
         if self._cached(token) == principal:
             return True
-        if not verify_secret(expected, token):
+        if self._was_refused(token, principal) or not verify_secret(expected, token):
+            self._refuse(token, principal)
             return False
         self._remember(token, principal)
         return True
@@ -61,10 +69,13 @@ class BearerTokens:
             return None
         if (known := self.known_admin(token)) is not None:
             return known
+        if self._was_refused(token, "admin"):
+            return None
         for admin in self._admins:
             if verify_secret(admin.token_hash, token):
                 self._remember(token, f"admin:{admin.name}")
                 return Actor(admin.name, admin.role)
+        self._refuse(token, "admin")
         return None
 
     def known(self, token: str) -> str | None:
@@ -89,6 +100,16 @@ class BearerTokens:
             if len(self._verified) >= _CACHE_LIMIT:
                 self._verified.clear()
             self._verified[_digest(token)] = principal
+
+    def _was_refused(self, token: str, scope: str) -> bool:
+        with self._lock:
+            return (_digest(token), scope) in self._refused
+
+    def _refuse(self, token: str, scope: str) -> None:
+        with self._lock:
+            self._refused[(_digest(token), scope)] = None
+            while len(self._refused) > _CACHE_LIMIT:
+                self._refused.popitem(last=False)
 
 
 def _digest(token: str) -> bytes:

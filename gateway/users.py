@@ -48,6 +48,7 @@ from gateway.records import (
     write_source_data,
     write_state,
 )
+from store import groups as group_queries
 from store import users as queries
 from store.db import Store
 from store.models import Device, User
@@ -288,7 +289,18 @@ class UserService:
             now = self._clock()
             old = state_of(user)
             new = rules.source_deleted(old, now)
-            self._set_state(session, user, old, new, actor="provisioning", action="user.deleted")
+            # The user is gone from its source, and so from the source's groups (a re-created
+            # user is added to them again by the client, as Entra ID does).
+            left = group_queries.leave_all_groups(session, user.id)
+            self._set_state(
+                session,
+                user,
+                old,
+                new,
+                actor="provisioning",
+                action="user.deleted",
+                comment=f"removed from {left} group(s)" if left else None,
+            )
 
     # -- administrators --------------------------------------------------------------------------
 

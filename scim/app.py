@@ -10,7 +10,6 @@ from typing import Any, cast
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from scim2_models import Resource
-from scim2_server.handler import AsyncScimHandler
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -28,6 +27,7 @@ from scim.endpoints import (
     Endpoint,
     EntraHandler,
     EntraService,
+    IdgateHandler,
     IdgateService,
     RequestRecorder,
     admin_token_check,
@@ -115,7 +115,7 @@ def scim_routes(scim: ScimServices) -> list[Mount]:
             name=source.id,
             record=scim.record,
             public_base_url=public,
-            handler=EntraHandler if is_entra else AsyncScimHandler,
+            handler=EntraHandler if is_entra else IdgateHandler,
         )
     admin_service = IdgateService(schemas.admin_provider())
     admin = Endpoint(

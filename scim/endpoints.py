@@ -9,10 +9,13 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
+from pydantic import ValidationError
+from scim2_models import BaseModel as ScimModel
 from scim2_models import (
     Context,
+    InvalidSyntaxException,
     PatchOp,
     PayloadTooLargeException,
     Resource,
@@ -29,7 +32,7 @@ from scim2_server.handler import AsyncScimHandler
 from scim2_server.requests import ScimRequest
 from scim2_server.responses import ScimResponse
 from scim2_server.routing import Operation
-from scim2_server.service import ScimService
+from scim2_server.service import ScimService, scim_exception_of
 from scim2_server.storage import AsyncScimStorage
 from starlette.concurrency import run_in_threadpool
 
@@ -39,6 +42,8 @@ from gateway.tokens import BearerTokens
 from scim import entra
 from scim.schemas import MAX_BODY_BYTES
 
+ModelT = TypeVar("ModelT", bound=ScimModel)
+
 #: Checks a bearer token; returns the request's subject, or None when the token is not valid.
 TokenCheck = Callable[[str], Awaitable[Any]]
 #: Told of every answered request: endpoint name, method, HTTP status, seconds.
@@ -47,6 +52,38 @@ RequestRecorder = Callable[[str, str, int, float], None]
 
 class IdgateService(ScimService):
     """scim2-server's service with idgate's answers where RFC 7644 lets the server choose."""
+
+    def read_body(
+        self, model: type[ModelT], body: bytes, content_type: str | None, scim_ctx: Context
+    ) -> ModelT:
+        # RFC 7643 §3 and RFC 7644 §3.5.2: "schemas" is REQUIRED in every resource and PatchOp
+        # (scim2-models takes a body without it).
+        data = self.decode_body(body, content_type)
+        if not isinstance(data, dict) or not _has_schemas(data):
+            raise InvalidSyntaxException(detail='the body needs a non-empty "schemas" list')
+        try:
+            return model.model_validate(data, scim_ctx=scim_ctx)
+        except ValidationError as exception:
+            raise scim_exception_of(exception) from exception
+
+    def creation_with(
+        self,
+        base_url: str,
+        created: Resource[Any],
+        response_parameters: ResponseParameters[Any],
+    ) -> ScimResponse:
+        """The 201 of a creation, with `attributes`/`excludedAttributes` honoured
+        (RFC 7644 §3.9 applies them to POST too; scim2-server's creation_response ignores them)."""
+        resource = self.publish(base_url, created)
+        assert resource.meta is not None and resource.meta.location is not None
+        result = self.resource_response(
+            resource,
+            Context.RESOURCE_CREATION_RESPONSE,
+            response_parameters,
+            status=HTTPStatus.CREATED,
+        )
+        result.headers["Location"] = resource.meta.location
+        return result
 
     def max_body_size(self, request: ScimRequest) -> int | None:
         limit = super().max_body_size(request)
@@ -84,7 +121,31 @@ class EntraService(IdgateService):
         return super().read_search_query(resource_types, query)
 
 
-class EntraHandler(AsyncScimHandler):
+def _has_schemas(data: dict[str, Any]) -> bool:
+    schemas = next((v for k, v in data.items() if k.casefold() == "schemas"), None)
+    return isinstance(schemas, list) and bool(schemas) and all(isinstance(s, str) for s in schemas)
+
+
+class IdgateHandler(AsyncScimHandler):
+    """scim2-server's handler; a creation answers with the attributes the client asked for."""
+
+    service: IdgateService
+
+    async def create(self, request: ScimRequest) -> ScimResponse:
+        with self.service.provider:
+            target = self.service.route(request, Operation.create)
+            resource_type = self.service.resource_type_at(cast(str, target.endpoint))
+            self.service.authorize(request, target, resource_type)
+            parameters = self.service.read_response_parameters(resource_type, request.query)
+            resource = self.service.read_creation(
+                resource_type, request.body, request.header("Content-Type")
+            )
+            async with self.storage.operation():
+                created = await self.storage.create(resource_type, resource)
+            return self.service.creation_with(request.base_url, created, parameters)
+
+
+class EntraHandler(IdgateHandler):
     async def patch(self, request: ScimRequest) -> ScimResponse:
         if not _empty_operations(request.body):
             return await super().patch(request)
@@ -126,7 +187,7 @@ class Endpoint(ASGIApplication):
         public_base_url: str | None,
         name: str,
         record: RequestRecorder | None = None,
-        handler: type[AsyncScimHandler] = AsyncScimHandler,
+        handler: type[IdgateHandler] = IdgateHandler,
         read_only: bool = False,
     ) -> None:
         super().__init__(storage, provider, service)

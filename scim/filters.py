@@ -54,6 +54,9 @@ CORE_GROUP = "urn:ietf:params:scim:schemas:core:2.0:group"
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 #: The deepest nesting translated; deeper filters are refused before any recursion limit.
 MAX_DEPTH = 50
+#: The most comparisons one filter may hold (SQLite refuses expression trees deeper than 1000;
+#: no provisioning client sends more than a handful).
+MAX_TERMS = 200
 
 
 class Kind(Enum):
@@ -195,8 +198,11 @@ class Translator:
 
         Raises:
             InvalidFilterException: an attribute outside the allow-list, an operator or value
-                its type does not take, or a filter nested deeper than MAX_DEPTH.
+                its type does not take, a filter nested deeper than MAX_DEPTH or holding more
+                than MAX_TERMS comparisons, a value with a NUL character.
         """
+        if _terms(node, 0) > MAX_TERMS:
+            raise InvalidFilterException(detail=f"a filter holds at most {MAX_TERMS} comparisons")
         return self._node(node, 0)
 
     def sort(self, path: str) -> Attr:
@@ -279,6 +285,20 @@ class Translator:
         return entry
 
 
+def _terms(node: FilterNode, depth: int) -> int:
+    """How many comparisons a filter holds (depth-bounded, so it never recurses too far)."""
+    if depth > MAX_DEPTH:
+        raise InvalidFilterException(detail=f"the filter nests deeper than {MAX_DEPTH} levels")
+    match node:
+        case LogicalExpr(terms=terms):
+            return sum(_terms(term, depth + 1) for term in terms)
+        case NotExpr(expr=expr):
+            return _terms(expr, depth + 1)
+        case ValuePath(val_filter=inner):
+            return _terms(inner, depth + 1)
+    return 1
+
+
 def _present(member: str, elements: Elements) -> Node:
     attr = Attr(Field.ELEMENT, path=(member,))
     if member in elements.booleans:
@@ -324,6 +344,9 @@ def _string_comparison(attr: Attr, op: CompareOperator, value: Any, *, instant: 
         raise InvalidFilterException(detail=f"{op.value} does not compare with null")
     if not isinstance(value, str):
         raise InvalidFilterException(detail="this attribute compares with a string")
+    if "\x00" in value:
+        # No stored value holds NUL (PostgreSQL text cannot), so none could match.
+        raise InvalidFilterException(detail="a filter value cannot hold a NUL character")
     if op is CompareOperator.eq:
         return Equals(attr, value)
     if op is CompareOperator.ne:

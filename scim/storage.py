@@ -31,6 +31,7 @@ from scim import mapping
 from scim.filters import ADMIN_USERS, GROUPS, USERS, Translator
 
 T = TypeVar("T")
+_MAX_OFFSET = 2**31 - 1
 
 
 def scim_error(exc: IdgateError) -> SCIMException:
@@ -60,8 +61,9 @@ def _query(translator: Translator, request: SearchRequest[Any]) -> Query:
     where = translator.filter(request.filter.ast) if request.filter is not None else And(())
     order = translator.sort(str(request.sort_by)) if request.sort_by is not None else None
     descending = request.sort_order == SearchRequest.SortOrder.descending
-    # RFC 7644 §3.4.2.4: startIndex below 1 is read as 1, a negative count as 0.
-    offset = max((request.start_index or 1) - 1, 0)
+    # RFC 7644 §3.4.2.4: startIndex below 1 is read as 1, a negative count as 0; a startIndex
+    # past any store's size is an empty page, not an integer the database cannot hold.
+    offset = min(max((request.start_index or 1) - 1, 0), _MAX_OFFSET)
     limit = max(request.count if request.count is not None else 100, 0)
     return Query(where, order, descending, offset, limit)
 

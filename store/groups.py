@@ -106,3 +106,13 @@ def set_members(
                 .values(display=members[user_id])
             )
     return len(added), len(removed)
+
+
+def leave_all_groups(session: Session, user_id: str) -> int:
+    """Take a user out of every group. Returns how many memberships it had."""
+    result = session.execute(
+        delete(GroupMember)
+        .where(GroupMember.user_id == user_id)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -25,6 +25,7 @@ from starlette.testclient import TestClient
 from gateway.config import Config, parse_config
 from gateway.main import Runtime, build, http_app
 from gateway.secrets import hash_secret
+from gateway.tokens import BearerTokens
 
 SCIM_SOURCE = "scim"
 ENTRA_SOURCE = "entra"
@@ -72,6 +73,13 @@ def harness_config(store_url: str, **scim_overrides: Any) -> Config:
     )
 
 
+_SHARED: dict[str, BearerTokens] = {}
+
+
+def _tokens(config: Config) -> BearerTokens:
+    return _SHARED.setdefault("tokens", BearerTokens(config))
+
+
 def _client(app: Any, path: str, token: str | None) -> TestClient:
     headers: Mapping[str, str] = {"Authorization": f"Bearer {token}"} if token else {}
     return TestClient(
@@ -87,6 +95,9 @@ class Harness:
 
     def __init__(self, store_url: str, **scim_overrides: Any) -> None:
         self.runtime: Runtime = build(harness_config(store_url, **scim_overrides))
+        # Every harness has the same tokens: one BearerTokens for the session, so argon2 runs
+        # once per token, not once per test (the runtime's own is the same class, unshared).
+        self.runtime.tokens = _tokens(self.runtime.config)
         self.app = http_app(self.runtime)
         self.scim = _client(self.app, f"/scim/v2/sources/{SCIM_SOURCE}", SCIM_TOKEN)
         self.entra = _client(self.app, f"/scim/v2/sources/{ENTRA_SOURCE}", ENTRA_TOKEN)

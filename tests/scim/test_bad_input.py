@@ -1,0 +1,946 @@
+"""What a broken or hostile client can send the SCIM front (RFC 7644 §3.12): each request gets a
+SCIM Error with the right status and scimType, no traceback and no Python class name in it,
+and nothing is written (the store is compared before and after).
+
+Injection strings in filters and ids must give a clean 400/404 (or a 200 that finds exactly
+what the filter means), never a 500 and never more users than intended.
+"""
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from httpx import Response
+from sqlalchemy import func, select
+
+from store.models import AuditEvent, Group, GroupMember, User
+from tests.scim.harness import (
+    ENTRA_SOURCE,
+    ENTRA_TOKEN,
+    SCIM_MEDIA_TYPE,
+    SCIM_SOURCE,
+    SCIM_TOKEN,
+    Harness,
+)
+
+USER = "urn:ietf:params:scim:schemas:core:2.0:User"
+GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
+PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+LIST = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
+SEARCH = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
+ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
+GATEWAY = "urn:idgate:params:scim:schemas:extension:gateway:2.0:User"
+MIB = 1024 * 1024
+#: Below httpx's limit on a URL's query.
+MAX_QUERY = 60_000
+
+# What must never reach a client: tracebacks, source paths, library and class names.
+LEAKS = re.compile(
+    r"Traceback|File \"|\.py\b|sqlalchemy|psycopg|sqlite|pydantic|scim2_|starlette|"
+    r"<class |\b0x[0-9a-f]{6,}\b|\b[A-Z][A-Za-z]*(?:Error|Exception)\b"
+)
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def assert_clean(response: Response) -> None:
+    leak = LEAKS.search(response.text)
+    assert leak is None, f"{leak.group(0)!r} in {response.text[:2000]}"
+
+
+def assert_error(response: Response, status: int | tuple[int, ...], *scim_types: str) -> None:
+    statuses = status if isinstance(status, tuple) else (status,)
+    assert response.status_code in statuses, response.text[:2000]
+    assert response.headers["content-type"].startswith(SCIM_MEDIA_TYPE)
+    body = response.json()
+    assert body["schemas"] == [ERROR]
+    assert body["status"] == str(response.status_code)
+    if scim_types:
+        assert body.get("scimType") in scim_types, body
+    assert_clean(response)
+
+
+def snapshot(harness: Harness) -> dict[str, Any]:
+    with harness.runtime.store.reading() as session:
+        users = session.execute(
+            select(
+                User.id,
+                User.source_id,
+                User.user_name,
+                User.display_name,
+                User.status,
+                User.pending_deletion_since,
+                User.password_hash,
+                User.version,
+            ).order_by(User.id)
+        ).all()
+        groups = session.execute(
+            select(Group.id, Group.display_name, Group.version).order_by(Group.id)
+        ).all()
+        members = session.execute(
+            select(GroupMember.group_id, GroupMember.user_id).order_by(
+                GroupMember.group_id, GroupMember.user_id
+            )
+        ).all()
+        audit = session.scalar(select(func.count()).select_from(AuditEvent))
+    return {
+        "users": [tuple(r) for r in users],
+        "groups": [tuple(r) for r in groups],
+        "members": [tuple(r) for r in members],
+        "audit": audit,
+    }
+
+
+def create_user(client: Any, user_name: str, **attributes: Any) -> dict[str, Any]:
+    response = client.post("/Users", json={"schemas": [USER], "userName": user_name, **attributes})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def patch_body(*operations: dict[str, Any]) -> dict[str, Any]:
+    return {"schemas": [PATCH_OP], "Operations": list(operations)}
+
+
+def found(response: Response) -> set[str]:
+    assert response.status_code == 200, response.text[:2000]
+    body = response.json()
+    assert body["schemas"] == [LIST]
+    resources = body.get("Resources", [])
+    assert body["totalResults"] == len(resources)
+    return {r["userName"] for r in resources}
+
+
+@pytest.fixture
+def seeded(harness: Harness) -> tuple[Harness, dict[str, dict[str, Any]]]:
+    """Three scim users, a scim group and an entra user; the test then sends its bad request."""
+    users = {
+        name: create_user(harness.scim, name, displayName=name.title())
+        for name in ("alice", "bob", "carol")
+    }
+    email = [{"value": "alice@example.org", "type": "work"}]
+    patched = harness.scim.patch(
+        f"/Users/{users['alice']['id']}",
+        json=patch_body({"op": "add", "path": "emails", "value": email}),
+    )
+    assert patched.status_code == 200, patched.text
+    group = harness.scim.post(
+        "/Groups",
+        json={
+            "schemas": [GROUP],
+            "displayName": "staff",
+            "members": [{"value": users["bob"]["id"]}],
+        },
+    )
+    assert group.status_code == 201, group.text
+    users["staff"] = group.json()
+    users["eve"] = create_user(harness.entra, "eve")
+    return harness, users
+
+
+def unchanged(harness: Harness, before: dict[str, Any]) -> None:
+    assert snapshot(harness) == before
+
+
+# -- bodies ------------------------------------------------------------------------------------
+
+
+MALFORMED = [
+    b'{"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "x"',
+    b"{'userName': 'x'}",
+    b"not json at all",
+    b'{"userName": "x",}',
+    b"\xff\xfe\x00garbage",
+    b"",
+]
+
+
+@pytest.mark.parametrize("content", MALFORMED)
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "SEARCH"])
+def test_malformed_json_is_400_invalid_syntax(seeded: Any, content: bytes, method: str) -> None:
+    harness, users = seeded
+    before = snapshot(harness)
+    target = {
+        "POST": ("POST", "/Users"),
+        "PUT": ("PUT", f"/Users/{users['alice']['id']}"),
+        "PATCH": ("PATCH", f"/Users/{users['alice']['id']}"),
+        "SEARCH": ("POST", "/Users/.search"),
+    }[method]
+    response = harness.scim.request(
+        *target, content=content, headers={"Content-Type": SCIM_MEDIA_TYPE}
+    )
+    assert_error(response, 400, "invalidSyntax")
+    unchanged(harness, before)
+
+
+def test_json_that_is_not_an_object_is_400(seeded: Any) -> None:
+    harness, _ = seeded
+    before = snapshot(harness)
+    for content in (b"[]", b'"userName"', b"42", b"null"):
+        response = harness.scim.post(
+            "/Users", content=content, headers={"Content-Type": SCIM_MEDIA_TYPE}
+        )
+        assert_error(response, 400, "invalidSyntax", "invalidValue")
+    unchanged(harness, before)
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "application/xml", "application/x-www-form-urlencoded", "multipart/form-data"],
+)
+def test_wrong_content_type_is_refused(seeded: Any, content_type: str) -> None:
+    harness, users = seeded
+    before = snapshot(harness)
+    body = b'{"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "mallory"}'
+    headers = {"Content-Type": content_type}
+    for response in (
+        harness.scim.post("/Users", content=body, headers=headers),
+        harness.scim.put(f"/Users/{users['alice']['id']}", content=body, headers=headers),
+    ):
+        assert_error(response, (400, 415))
+    unchanged(harness, before)
+
+
+def test_scim_and_plain_json_media_types_are_both_accepted(harness: Harness) -> None:
+    body = b'{"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "%s"}'
+    for name, media_type in (("one", SCIM_MEDIA_TYPE), ("two", "application/json")):
+        response = harness.scim.post(
+            "/Users", content=body % name.encode(), headers={"Content-Type": media_type}
+        )
+        assert response.status_code == 201, response.text
+        assert response.headers["content-type"].startswith(SCIM_MEDIA_TYPE)
+
+
+@pytest.mark.parametrize(
+    "schemas",
+    [
+        ["urn:example:params:scim:schemas:core:2.0:Nobody"],
+        [USER, "urn:example:params:scim:schemas:extension:acme:2.0:User"],
+        [GROUP],
+        [],
+        "urn:ietf:params:scim:schemas:core:2.0:User",
+    ],
+    ids=["unknown", "unknown-extension", "group-on-users", "empty", "not-a-list"],
+)
+def test_unknown_schema_is_400(seeded: Any, schemas: Any) -> None:
+    harness, _ = seeded
+    before = snapshot(harness)
+    response = harness.scim.post("/Users", json={"schemas": schemas, "userName": "mallory"})
+    assert_error(response, 400, "invalidSyntax", "invalidValue")
+    unchanged(harness, before)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"schemas": [USER], "displayName": "No Name"},
+        {"schemas": [USER], "userName": None},
+        {"schemas": [USER], "userName": ""},
+        {"schemas": [USER], "userName": 42},
+        {"schemas": [USER], "userName": ["a", "b"]},
+    ],
+    ids=["missing", "null", "empty", "number", "list"],
+)
+def test_missing_or_invalid_user_name_is_400_invalid_value(seeded: Any, body: Any) -> None:
+    harness, users = seeded
+    before = snapshot(harness)
+    assert_error(harness.scim.post("/Users", json=body), 400, "invalidValue", "invalidSyntax")
+    response = harness.scim.put(f"/Users/{users['alice']['id']}", json=body)
+    assert_error(response, 400, "invalidValue", "invalidSyntax")
+    unchanged(harness, before)
+
+
+def test_missing_user_name_is_invalid_value(seeded: Any) -> None:
+    harness, _ = seeded
+    response = harness.scim.post("/Users", json={"schemas": [USER], "displayName": "No Name"})
+    assert_error(response, 400, "invalidValue")
+
+
+def test_wrong_attribute_type_is_400(seeded: Any) -> None:
+    harness, _ = seeded
+    before = snapshot(harness)
+    for body in (
+        {"schemas": [USER], "userName": "mallory", "active": "maybe"},
+        {"schemas": [USER], "userName": "mallory", "emails": "a@example.org"},
+        {"schemas": [USER], "userName": "mallory", "name": "Mallory"},
+    ):
+        assert_error(harness.scim.post("/Users", json=body), 400, "invalidValue", "invalidSyntax")
+    unchanged(harness, before)
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH"])
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_body_over_one_mib_is_413(seeded: Any, method: str, chunked: bool) -> None:
+    harness, users = seeded
+    before = snapshot(harness)
+    filler = "x" * (MIB + 1024)
+    if method == "PATCH":
+        payload = patch_body({"op": "replace", "path": "displayName", "value": filler})
+    else:
+        payload = {"schemas": [USER], "userName": "mallory", "displayName": filler}
+    data = json.dumps(payload).encode()
+    content: Any = (
+        iter([data[i : i + 65536] for i in range(0, len(data), 65536)]) if chunked else data
+    )
+    path = "/Users" if method == "POST" else f"/Users/{users['alice']['id']}"
+    response = harness.scim.request(
+        method, path, content=content, headers={"Content-Type": SCIM_MEDIA_TYPE}
+    )
+    assert_error(response, 413)
+    unchanged(harness, before)
+
+
+@pytest.mark.parametrize(
+    "attributes",
+    [{"userName": "u" * 300}, {"userName": "long", "displayName": "d" * 10_000}],
+    ids=["user-name", "display-name"],
+)
+def test_overlong_value_is_400_or_stored_whole(
+    harness: Harness, attributes: dict[str, str]
+) -> None:
+    # Longer than the store's columns: refused cleanly, or kept as sent; never a database error.
+    response = harness.scim.post("/Users", json={"schemas": [USER], **attributes})
+    if response.status_code == 201:
+        got = harness.scim.get(f"/Users/{response.json()['id']}").json()
+        assert {key: got[key] for key in attributes} == attributes
+    else:
+        assert_error(response, 400, "invalidValue")
+
+
+# -- filters -----------------------------------------------------------------------------------
+
+
+BAD_FILTERS = [
+    "userName eq",
+    'userName eq "x" and',
+    '(userName eq "x"',
+    'userName eq "x")',
+    'userName foo "x"',
+    'userName eq "unterminated',
+    'eq "x"',
+    '"x" eq userName',
+    'userName pr "x"',
+    'emails[type eq "work"',
+    'emails[type eq "work"]]',
+    "and",
+    "not userName pr",
+    'userName eq "x" or or userName eq "y"',
+    "userName eq 'x'",
+    'userName eq "x" garbage',
+    'userName eq "alice" or 1 eq 1',
+    'userName eq "alice"; DROP TABLE users; --',
+    'userName) or (1=1 eq "x"',
+]
+
+
+@pytest.mark.parametrize("scim_filter", BAD_FILTERS)
+def test_bad_filter_is_400_invalid_filter(seeded: Any, scim_filter: str) -> None:
+    harness, _ = seeded
+    response = harness.scim.get("/Users", params={"filter": scim_filter})
+    assert_error(response, 400, "invalidFilter")
+    search = harness.scim.post("/Users/.search", json={"schemas": [SEARCH], "filter": scim_filter})
+    assert_error(search, 400, "invalidFilter")
+
+
+OUTSIDE_THE_ALLOW_LIST = [
+    'password eq "x"',
+    "password pr",
+    "passwordHash pr",
+    "password_hash pr",
+    'adminNotes eq "x"',
+    'admin_notes co "x"',
+    'source_id eq "entra"',
+    'user_name eq "alice"',
+    'nonexistent eq "x"',
+    f'{GATEWAY}:status eq "disabled"',
+    'userName eq "alice" or password pr',
+    'emails[secret eq "x"]',
+    'name.secret eq "x"',
+]
+
+
+@pytest.mark.parametrize("scim_filter", OUTSIDE_THE_ALLOW_LIST)
+def test_filter_outside_the_allow_list_is_400_invalid_filter(seeded: Any, scim_filter: str) -> None:
+    harness, _ = seeded
+    assert_error(harness.scim.get("/Users", params={"filter": scim_filter}), 400, "invalidFilter")
+
+
+@pytest.mark.parametrize(
+    "scim_filter", ['password eq "x"', 'secret eq "x"', 'members.secret eq "x"', "displayName eq"]
+)
+def test_bad_group_filter_is_400_invalid_filter(seeded: Any, scim_filter: str) -> None:
+    harness, _ = seeded
+    assert_error(harness.scim.get("/Groups", params={"filter": scim_filter}), 400, "invalidFilter")
+
+
+def test_admin_view_filter_outside_the_allow_list_is_400(seeded: Any) -> None:
+    harness, _ = seeded
+    for scim_filter in ('password eq "x"', f'{GATEWAY}:adminNotes eq "x"', f"{GATEWAY}:nope pr"):
+        response = harness.admin.get("/Users", params={"filter": scim_filter})
+        assert_error(response, 400, "invalidFilter")
+
+
+# -- paging parameters (RFC 7644 §3.4.2.4) -----------------------------------------------------
+
+
+@pytest.mark.parametrize("start", ["0", "-5"])
+def test_start_index_below_one_is_treated_as_one(seeded: Any, start: str) -> None:
+    harness, _ = seeded
+    response = harness.scim.get("/Users", params={"startIndex": start, "sortBy": "userName"})
+    assert [r["userName"] for r in response.json()["Resources"]] == ["alice", "bob", "carol"]
+    body = response.json()
+    assert (body["startIndex"], body["totalResults"]) == (1, 3)
+
+
+def test_negative_count_is_treated_as_zero(seeded: Any) -> None:
+    harness, _ = seeded
+    response = harness.scim.get("/Users", params={"count": "-1"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body.get("Resources", []) == []
+    assert body["totalResults"] == 3
+
+
+def test_huge_count_is_capped_at_max_results(seeded: Any) -> None:
+    harness, _ = seeded
+    config = harness.anonymous.get("/scim/v2/sources/scim/ServiceProviderConfig")
+    assert config.status_code == 200, config.text
+    max_results = config.json()["filter"]["maxResults"]
+    assert max_results > 0
+    response = harness.scim.get("/Users", params={"count": "100000"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["itemsPerPage"] == len(body["Resources"]) == 3 <= max_results
+    assert body["totalResults"] == 3
+
+
+def test_search_start_index_and_count_out_of_range(seeded: Any) -> None:
+    harness, _ = seeded
+    body = {"schemas": [SEARCH], "startIndex": 0, "count": -1}
+    response = harness.scim.post("/Users/.search", json=body)
+    assert response.status_code == 200, response.text
+    assert response.json().get("Resources", []) == []
+    assert response.json()["totalResults"] == 3
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"startIndex": "abc"},
+        {"count": "abc"},
+        {"startIndex": "1.5"},
+        {"count": "1e3"},
+        {"startIndex": "1 OR 1=1"},
+        {"count": ""},
+    ],
+    ids=["start-abc", "count-abc", "start-float", "count-exp", "start-sql", "count-empty"],
+)
+def test_non_numeric_paging_is_400_invalid_value(seeded: Any, params: dict[str, str]) -> None:
+    harness, _ = seeded
+    assert_error(harness.scim.get("/Users", params=params), 400, "invalidValue")
+
+
+def test_huge_start_index_finds_nothing(seeded: Any) -> None:
+    harness, _ = seeded
+    response = harness.scim.get("/Users", params={"startIndex": str(2**70)})
+    if response.status_code == 400:
+        assert_error(response, 400, "invalidValue")
+    else:
+        assert response.status_code == 200, response.text[:2000]
+        assert response.json().get("Resources", []) == []
+        assert response.json()["totalResults"] == 3
+
+
+# -- PATCH (RFC 7644 §3.5.2) -------------------------------------------------------------------
+
+
+def _patch_is_refused(seeded: Any, operations: list[dict[str, Any]], *scim_types: str) -> None:
+    harness, users = seeded
+    before = snapshot(harness)
+    alice = users["alice"]["id"]
+    response = harness.scim.patch(f"/Users/{alice}", json=patch_body(*operations))
+    assert_error(response, 400, *scim_types)
+    unchanged(harness, before)
+    assert harness.scim.get(f"/Users/{alice}").json()["userName"] == "alice"
+
+
+def test_patch_removing_user_name_is_400(seeded: Any) -> None:
+    # userName is required (RFC 7643 §4.1.1); removing it leaves the resource invalid.
+    _patch_is_refused(
+        seeded, [{"op": "remove", "path": "userName"}], "mutability", "invalidValue", "noTarget"
+    )
+
+
+def test_patch_replacing_user_name_with_null_is_400(seeded: Any) -> None:
+    _patch_is_refused(
+        seeded, [{"op": "replace", "path": "userName", "value": None}], "invalidValue", "mutability"
+    )
+
+
+def test_failing_operation_undoes_the_whole_patch(seeded: Any) -> None:
+    # RFC 7644 §3.5.2: operations are applied atomically; one failure leaves nothing changed.
+    operations = [
+        {"op": "replace", "path": "displayName", "value": "Changed"},
+        {"op": "remove", "path": "userName"},
+    ]
+    _patch_is_refused(seeded, operations)
+
+
+@pytest.mark.parametrize(
+    "path", ["id", "meta", "meta.created", "meta.lastModified", "meta.version", "groups"]
+)
+def test_patch_on_read_only_attribute_is_400_mutability(seeded: Any, path: str) -> None:
+    _patch_is_refused(seeded, [{"op": "replace", "path": path, "value": "x"}], "mutability")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "doesNotExist",
+        "name.nonsense",
+        'emails[type eq "work"].nonsense',
+        "urn:example:params:scim:schemas:extension:acme:2.0:User:thing",
+        f"{GATEWAY}:status",
+        "adminNotes",
+    ],
+)
+def test_patch_path_that_does_not_exist_is_400(seeded: Any, path: str) -> None:
+    _patch_is_refused(
+        seeded, [{"op": "replace", "path": path, "value": "x"}], "invalidPath", "noTarget"
+    )
+
+
+@pytest.mark.parametrize("path", ['emails[type eq "work"', "name..givenName", "[x]", "a b"])
+def test_patch_path_that_does_not_parse_is_400_invalid_path(seeded: Any, path: str) -> None:
+    _patch_is_refused(
+        seeded, [{"op": "replace", "path": path, "value": "x"}], "invalidPath", "invalidFilter"
+    )
+
+
+def test_patch_remove_without_path_is_400_no_target(seeded: Any) -> None:
+    _patch_is_refused(seeded, [{"op": "remove"}], "noTarget")
+
+
+def test_unknown_op_is_400(seeded: Any) -> None:
+    # RFC 7644 §3.12 fits both: scim2-models reads an op outside add/remove/replace as a value
+    # the "op" member does not take (invalidValue).
+    _patch_is_refused(
+        seeded,
+        [{"op": "frobnicate", "path": "displayName", "value": "x"}],
+        "invalidSyntax",
+        "invalidValue",
+    )
+
+
+@pytest.mark.parametrize("kind", ["delete", "", None, 1])
+def test_invalid_op_is_400(seeded: Any, kind: Any) -> None:
+    _patch_is_refused(
+        seeded, [{"op": kind, "path": "displayName", "value": "x"}], "invalidSyntax", "invalidValue"
+    )
+
+
+def test_capitalised_op_is_read_as_its_lower_case(seeded: Any) -> None:
+    # Decision (README, SCIM front): "Replace" cannot be mistaken for another operation, so
+    # every source reads it, as scim2-models does; "strict" refuses Entra's own readings.
+    harness, users = seeded
+    body = {
+        "schemas": [PATCH_OP],
+        "Operations": [{"op": "Replace", "path": "displayName", "value": "x"}],
+    }
+    response = harness.scim.patch(f"/Users/{users['alice']['id']}", json=body)
+    assert response.status_code == 200, response.text
+    assert response.json()["displayName"] == "x"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"schemas": [PATCH_OP]},
+        {"schemas": [PATCH_OP], "Operations": "replace"},
+        {"schemas": [USER], "Operations": [{"op": "replace", "path": "displayName", "value": "x"}]},
+        {"Operations": [{"op": "replace", "path": "displayName", "value": "x"}]},
+    ],
+    ids=["no-operations", "operations-not-a-list", "wrong-schema", "no-schemas"],
+)
+def test_malformed_patch_request_is_400(seeded: Any, body: dict[str, Any]) -> None:
+    harness, users = seeded
+    before = snapshot(harness)
+    response = harness.scim.patch(f"/Users/{users['alice']['id']}", json=body)
+    assert_error(response, 400, "invalidSyntax", "invalidValue")
+    unchanged(harness, before)
+
+
+def test_put_cannot_change_the_id(seeded: Any) -> None:
+    harness, users = seeded
+    alice = users["alice"]["id"]
+    body = {"schemas": [USER], "id": users["bob"]["id"], "userName": "alice", "displayName": "Z"}
+    response = harness.scim.put(f"/Users/{alice}", json=body)
+    if response.status_code == 200:
+        assert response.json()["id"] == alice  # readOnly: ignored (RFC 7643 §2.2)
+    else:
+        assert_error(response, 400, "mutability", "invalidValue")
+    assert harness.scim.get(f"/Users/{users['bob']['id']}").json()["displayName"] == "Bob"
+
+
+# -- tokens ------------------------------------------------------------------------------------
+
+
+def _every_request(client: Any, user_id: str, group_id: str) -> Iterator[Response]:
+    user = {"schemas": [USER], "userName": "mallory"}
+    group = {"schemas": [GROUP], "displayName": "mallory"}
+    change = patch_body({"op": "replace", "path": "displayName", "value": "pwned"})
+    yield client.get("/Users")
+    yield client.get("/Users", params={"filter": "userName pr"})
+    yield client.get(f"/Users/{user_id}")
+    yield client.post("/Users", json=user)
+    yield client.post("/Users/.search", json={"schemas": [SEARCH]})
+    yield client.put(f"/Users/{user_id}", json={**user, "userName": "pwned"})
+    yield client.patch(f"/Users/{user_id}", json=change)
+    yield client.delete(f"/Users/{user_id}")
+    yield client.get("/Groups")
+    yield client.get(f"/Groups/{group_id}")
+    yield client.post("/Groups", json=group)
+    yield client.put(f"/Groups/{group_id}", json={**group, "displayName": "pwned"})
+    yield client.patch(f"/Groups/{group_id}", json=change)
+    yield client.delete(f"/Groups/{group_id}")
+
+
+def _assert_unauthorized(response: Response) -> None:
+    assert_error(response, 401)
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert "alice" not in response.text
+    assert "staff" not in response.text
+
+
+def test_entra_token_on_the_scim_source_is_401_everywhere(seeded: Any) -> None:
+    harness, users = seeded
+    before = snapshot(harness)
+    client = harness.client(f"/scim/v2/sources/{SCIM_SOURCE}", ENTRA_TOKEN)
+    for response in _every_request(client, users["alice"]["id"], users["staff"]["id"]):
+        _assert_unauthorized(response)
+    unchanged(harness, before)
+
+
+def test_scim_token_on_the_entra_source_is_401_everywhere(seeded: Any) -> None:
+    harness, users = seeded
+    group = harness.entra.post("/Groups", json={"schemas": [GROUP], "displayName": "entra-g"})
+    assert group.status_code == 201, group.text
+    before = snapshot(harness)
+    client = harness.client(f"/scim/v2/sources/{ENTRA_SOURCE}", SCIM_TOKEN)
+    for response in _every_request(client, users["eve"]["id"], group.json()["id"]):
+        assert_error(response, 401)
+        assert "eve" not in response.text
+    unchanged(harness, before)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        None,
+        "",
+        "Bearer",
+        "Bearer ",
+        f"Bearer {SCIM_TOKEN}x",
+        f"Bearer {SCIM_TOKEN[:-1]}",
+        f"Basic {SCIM_TOKEN}",
+        f"Bearer {SCIM_TOKEN} {SCIM_TOKEN}",
+        SCIM_TOKEN,
+    ],
+    ids=[
+        "none",
+        "empty",
+        "scheme-only",
+        "scheme-space",
+        "longer",
+        "shorter",
+        "basic",
+        "two",
+        "bare",
+    ],
+)
+def test_bad_authorization_header_is_401_everywhere(seeded: Any, header: str | None) -> None:
+    harness, users = seeded
+    before = snapshot(harness)
+    client = harness.client(f"/scim/v2/sources/{SCIM_SOURCE}", None)
+    if header is not None:
+        client.headers["Authorization"] = header
+    for response in _every_request(client, users["alice"]["id"], users["staff"]["id"]):
+        _assert_unauthorized(response)
+    unchanged(harness, before)
+
+
+@pytest.mark.parametrize(
+    "base",
+    [
+        "/scim/v2/sources/corp",
+        "/scim/v2/sources/nosuch",
+        "/scim/v2/sources/scim%2F..%2Fentra",
+        "/scim/v2/sources/scim/..%2Fentra",
+        "/scim/v2/sources/%2e%2e",
+    ],
+)
+def test_a_token_reaches_no_other_source(seeded: Any, base: str) -> None:
+    harness, users = seeded
+    before = snapshot(harness)
+    client = harness.client(base, SCIM_TOKEN)
+    for response in (
+        client.get("/Users"),
+        client.get(f"/Users/{users['eve']['id']}"),
+        client.post("/Users", json={"schemas": [USER], "userName": "mallory"}),
+        client.delete(f"/Users/{users['eve']['id']}"),
+    ):
+        assert_error(response, (401, 404))
+        assert "eve" not in response.text
+    unchanged(harness, before)
+
+
+def test_ids_of_another_source_are_404(seeded: Any) -> None:
+    harness, users = seeded
+    before = snapshot(harness)
+    eve = users["eve"]["id"]
+    change = patch_body({"op": "replace", "path": "displayName", "value": "pwned"})
+    for response in (
+        harness.scim.get(f"/Users/{eve}"),
+        harness.scim.put(f"/Users/{eve}", json={"schemas": [USER], "userName": "pwned"}),
+        harness.scim.patch(f"/Users/{eve}", json=change),
+        harness.scim.delete(f"/Users/{eve}"),
+    ):
+        assert_error(response, 404)
+        assert "eve" not in response.text
+    assert found(harness.scim.get("/Users", params={"filter": f'id eq "{eve}"'})) == set()
+    unchanged(harness, before)
+
+
+# -- injection ---------------------------------------------------------------------------------
+
+
+def _filter_answer(harness: Harness, scim_filter: str, intended: set[str]) -> None:
+    """A 400 invalidFilter, or a 200 that finds exactly the intended users; never a 500.
+
+    Sent as a query and as a /.search body; filters too long for a URL (httpx refuses a query
+    over 64 KiB) only as a body.
+    """
+    responses = [
+        harness.scim.post("/Users/.search", json={"schemas": [SEARCH], "filter": scim_filter})
+    ]
+    if len(quote(scim_filter)) < MAX_QUERY:
+        responses.append(harness.scim.get("/Users", params={"filter": scim_filter}))
+    for response in responses:
+        assert response.status_code in (200, 400), response.text[:2000]
+        if response.status_code == 400:
+            assert_error(response, 400, "invalidFilter")
+        else:
+            assert found(response) == intended
+
+
+INJECTIONS = [
+    ('userName eq "x\\" or \\"1\\" eq \\"1"', set()),
+    ("userName eq \"alice' OR '1'='1\"", set()),
+    ('userName eq "\' OR 1=1 --"', set()),
+    ('userName eq "alice\\"); DROP TABLE users; --"', set()),
+    ('userName co "%"', set()),
+    ('userName sw "_"', set()),
+    ('userName ew "%"', set()),
+    ('userName co "_o_"', set()),
+    ('displayName co "%"', set()),
+    ('userName co "\\\\"', set()),
+    ('userName eq "al%"', set()),
+    ('userName sw "al"', {"alice"}),
+    ('userName eq "\\u0000"', set()),
+    ('userName eq "alice\\u0000"', set()),
+    ('userName eq "*"', set()),
+    ('userName eq "alice" or userName eq "bob"', {"alice", "bob"}),
+    ('emails[value co "%"]', set()),
+    ('emails[value co "@"]', {"alice"}),
+    ('emails[value co "_"]', set()),
+]
+
+
+@pytest.mark.parametrize(("scim_filter", "intended"), INJECTIONS, ids=[f for f, _ in INJECTIONS])
+def test_injection_in_a_filter(seeded: Any, scim_filter: str, intended: set[str]) -> None:
+    harness, _ = seeded
+    before = snapshot(harness)
+    _filter_answer(harness, scim_filter, intended)
+    unchanged(harness, before)
+
+
+def test_nul_byte_in_a_raw_filter(seeded: Any) -> None:
+    harness, _ = seeded
+    _filter_answer(harness, 'userName eq "ali\x00ce"', set())
+
+
+def test_deeply_nested_filter(seeded: Any) -> None:
+    harness, _ = seeded
+    depth = 10_000
+    _filter_answer(harness, "(" * depth + 'userName eq "alice"' + ")" * depth, {"alice"})
+
+
+def test_deeply_nested_not(seeded: Any) -> None:
+    harness, _ = seeded
+    depth = 10_000
+    _filter_answer(harness, "not (" * depth + 'userName eq "alice"' + ")" * depth, {"alice"})
+
+
+def test_deeply_nested_value_path(seeded: Any) -> None:
+    harness, _ = seeded
+    depth = 10_000
+    nested = "emails[" + "(" * depth + 'value co "@"' + ")" * depth + "]"
+    _filter_answer(harness, nested, {"alice"})
+
+
+def test_hundred_kilobyte_filter_of_many_terms(seeded: Any) -> None:
+    harness, _ = seeded
+    terms = [f'userName eq "u{i}"' for i in range(6000)]
+    scim_filter = " or ".join(terms)
+    assert len(scim_filter) > 100_000
+    _filter_answer(harness, scim_filter, set())
+
+
+def test_hundred_kilobyte_filter_value(seeded: Any) -> None:
+    harness, _ = seeded
+    _filter_answer(harness, 'userName eq "' + "a" * 100_000 + '"', set())
+
+
+def test_hundred_kilobyte_attribute_name(seeded: Any) -> None:
+    harness, _ = seeded
+    body = {"schemas": [SEARCH], "filter": "a" * 100_000 + ' eq "x"'}
+    assert_error(harness.scim.post("/Users/.search", json=body), 400, "invalidFilter")
+
+
+@pytest.mark.parametrize(
+    "bad_id",
+    [
+        "' OR 1=1 --",
+        "1 OR 1=1",
+        '" or "1"="1',
+        "%",
+        "_",
+        "*",
+        "null",
+        "00000000-0000-0000-0000-000000000000",
+        "x" * 10_000,
+        "..%2F..%2Fsources%2Fentra%2FUsers",
+    ],
+    ids=[
+        "or-1",
+        "or-bare",
+        "quotes",
+        "percent",
+        "underscore",
+        "star",
+        "null",
+        "nil-uuid",
+        "long",
+        "dots",
+    ],
+)
+def test_injection_in_an_id_is_404(seeded: Any, bad_id: str) -> None:
+    harness, _ = seeded
+    before = snapshot(harness)
+    change = patch_body({"op": "replace", "path": "displayName", "value": "pwned"})
+    user = {"schemas": [USER], "userName": "pwned"}
+    for response in (
+        harness.scim.get(f"/Users/{bad_id}"),
+        harness.scim.put(f"/Users/{bad_id}", json=user),
+        harness.scim.patch(f"/Users/{bad_id}", json=change),
+        harness.scim.delete(f"/Users/{bad_id}"),
+        harness.scim.get(f"/Groups/{bad_id}"),
+        harness.scim.delete(f"/Groups/{bad_id}"),
+        harness.admin.get(f"/Users/{bad_id}"),
+    ):
+        assert_error(response, 404)
+    unchanged(harness, before)
+
+
+def test_nul_in_an_id_is_404(seeded: Any) -> None:
+    harness, _ = seeded
+    before = snapshot(harness)
+    for path in ("/Users/%00", "/Users/alice%00", "/Groups/%00"):
+        assert_error(harness.scim.get(path), 404)
+        assert_error(harness.scim.delete(path), 404)
+    unchanged(harness, before)
+
+
+def test_injection_in_an_id_filter(seeded: Any) -> None:
+    harness, _ = seeded
+    _filter_answer(harness, 'id eq "\' OR 1=1 --"', set())
+    _filter_answer(harness, 'id co "-"', {"alice", "bob", "carol"})
+
+
+def test_injection_in_sort_by(seeded: Any) -> None:
+    harness, _ = seeded
+    before = snapshot(harness)
+    for sort_by in ("userName; DROP TABLE users", "userName desc, (select 1)", "1", "password"):
+        response = harness.scim.get("/Users", params={"sortBy": sort_by})
+        if response.status_code == 400:
+            assert_error(
+                response, 400, "invalidValue", "invalidPath", "invalidFilter", "invalidSyntax"
+            )
+        else:
+            assert found(response) == {"alice", "bob", "carol"}
+    unchanged(harness, before)
+    assert found(harness.scim.get("/Users")) == {"alice", "bob", "carol"}
+
+
+def test_injection_in_sort_order(seeded: Any) -> None:
+    harness, _ = seeded
+    response = harness.scim.get("/Users", params={"sortBy": "userName", "sortOrder": "desc; --"})
+    if response.status_code == 400:
+        assert_error(response, 400, "invalidValue", "invalidSyntax")
+    else:
+        assert found(response) == {"alice", "bob", "carol"}
+
+
+def test_injection_in_attributes(seeded: Any) -> None:
+    harness, users = seeded
+    for attributes in ("userName,(select 1)", "password", "'; DROP TABLE users; --", "a" * 10_000):
+        response = harness.scim.get(
+            f"/Users/{users['alice']['id']}", params={"attributes": attributes}
+        )
+        if response.status_code == 400:
+            assert_error(response, 400, "invalidValue", "invalidPath", "invalidSyntax")
+        else:
+            assert response.status_code == 200, response.text[:2000]
+            assert response.json()["id"] == users["alice"]["id"]
+            assert "password" not in response.text.lower()
+
+
+def test_user_name_with_sql_and_filter_syntax_is_stored_verbatim(harness: Harness) -> None:
+    # Odd but legal names are data, not syntax: stored, found, and nothing else matches.
+    odd = 'o\'brien" or "1"="1 -- %_\\'
+    create_user(harness.scim, odd)
+    create_user(harness.scim, "plain")
+    escaped = odd.replace("\\", "\\\\").replace('"', '\\"')
+    assert found(harness.scim.get("/Users", params={"filter": f'userName eq "{escaped}"'})) == {odd}
+
+
+def test_no_error_leaks_internals(seeded: Any) -> None:
+    """A battery of bad requests: every answer is a clean SCIM error."""
+    harness, users = seeded
+    alice = users["alice"]["id"]
+    headers = {"Content-Type": SCIM_MEDIA_TYPE}
+    responses = [
+        harness.scim.post("/Users", content=b"{", headers=headers),
+        harness.scim.post("/Users", content=b'{"schemas": 5, "userName": {}}', headers=headers),
+        harness.scim.post("/Users", json={"schemas": [USER], "userName": "x", "emails": [1, 2]}),
+        harness.scim.patch(f"/Users/{alice}", json={"schemas": [PATCH_OP], "Operations": [5]}),
+        harness.scim.patch(f"/Users/{alice}", json=patch_body({"op": "add", "path": 5})),
+        harness.scim.get("/Users", params={"filter": "(((("}),
+        harness.scim.get("/Users", params={"filter": 'meta.lastModified gt "yesterday"'}),
+        harness.scim.get("/Users", params={"filter": 'active eq "maybe"'}),
+        harness.scim.get("/Users", params={"count": "x"}),
+        harness.scim.get("/Nothing"),
+        harness.scim.request("TRACE", "/Users"),
+        harness.scim.put("/Users", json={"schemas": [USER], "userName": "x"}),
+        harness.scim.post("/Groups", json={"schemas": [GROUP], "members": "all"}),
+        harness.scim.post(
+            "/Groups", json={"schemas": [GROUP], "displayName": "g", "members": [{"value": "nope"}]}
+        ),
+    ]
+    for response in responses:
+        assert response.status_code >= 400, response.text[:2000]
+        assert response.status_code < 500, response.text[:2000]
+        assert_error(response, response.status_code)
