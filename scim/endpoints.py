@@ -9,13 +9,14 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar, Union, cast
 
 from pydantic import ValidationError
 from scim2_models import BaseModel as ScimModel
 from scim2_models import (
     Context,
     InvalidSyntaxException,
+    ListResponse,
     PatchOp,
     PayloadTooLargeException,
     Resource,
@@ -34,6 +35,7 @@ from scim2_server.responses import ScimResponse
 from scim2_server.routing import Operation
 from scim2_server.service import ScimService, scim_exception_of
 from scim2_server.storage import AsyncScimStorage
+from scim2_server.utils import parametrize
 from starlette.concurrency import run_in_threadpool
 
 from gateway.engine.roles import Permission
@@ -52,6 +54,34 @@ RequestRecorder = Callable[[str, str, int, float], None]
 
 class IdgateService(ScimService):
     """scim2-server's service with idgate's answers where RFC 7644 lets the server choose."""
+
+    def __init__(self, provider: ScimProvider) -> None:
+        super().__init__(provider)
+        # pydantic and scim2-models cache the classes a generic is parametrized with in weak
+        # dictionaries: without a reference of our own, every request rebuilt the ListResponse
+        # and SearchRequest classes (their schemas included) once the cache let them go.
+        models = tuple(self.get_models())
+        self._parametrized: list[type[Any]] = [
+            parametrize(ListResponse, Union[models]),  # noqa: UP007 - a runtime Union
+            parametrize(SearchRequest, Union[models]),  # noqa: UP007
+            *(parametrize(SearchRequest, Union[(model,)]) for model in models),  # noqa: UP007
+            *(parametrize(PatchOp, model) for model in models),
+        ]
+
+    def publish(self, base_url: str, resource: Resource[Any]) -> Resource[Any]:
+        """The resource as sent to the client: its location, and URLs for its references.
+
+        scim2-server copies the resource first, since a storage may hand out the object it
+        keeps; idgate's storages build every resource afresh from the store (`scim.mapping`),
+        so it is changed in place.
+        """
+        assert resource.meta is not None and resource.id is not None
+        location = self.resource_location(
+            base_url, self.get_resource_type_of(resource), resource.id
+        )
+        resource.meta = resource.meta.model_copy(update={"location": location})
+        self._publish_references(base_url, resource)
+        return resource
 
     def read_body(
         self, model: type[ModelT], body: bytes, content_type: str | None, scim_ctx: Context
