@@ -4,9 +4,9 @@ import argparse
 import logging
 import sys
 
-from bench import auth, ldap
+from bench import auth, ldap, scim
 
-BENCHMARKS = {"auth": auth, "ldap": ldap}
+BENCHMARKS = {"auth": auth, "ldap": ldap, "scim": scim}
 
 
 def main(argv: list[str] | None = None) -> int:
