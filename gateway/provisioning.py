@@ -206,8 +206,9 @@ class Provisioning:
             password_hash = deleted.password_hash if deleted else None
         report = _report(external_id, data, password_hash)
         result = self._users.apply_report(source_id, report, Trigger.PROVISIONING)
-        assert result.user_id is not None  # provisioning always adds (engine._provisioning)
-        return self.get_user(source_id, result.user_id)
+        assert result.view is not None  # provisioning always adds (engine._provisioning)
+        # A new user is in no group yet, and a re-created one left its groups when deleted.
+        return UserRecord(result.view)
 
     def replace_user(
         self, source_id: str, user_id: str, data: UserInput, *, expected_version: int | None
@@ -227,10 +228,13 @@ class Provisioning:
                 raise NotFound(f"no user with id {user_id}")
             external_id, password_hash = user.external_id, user.password_hash
         report = _report(external_id, data, password_hash)
-        self._users.apply_report(
+        result = self._users.apply_report(
             source_id, report, Trigger.PROVISIONING, expected_version=expected_version
         )
-        return self.get_user(source_id, user_id)
+        assert result.view is not None
+        with self._store.reading() as session:
+            groups = group_queries.groups_of(session, [user_id])
+        return UserRecord(result.view, tuple(groups[user_id]))
 
     def delete_user(
         self, source_id: str, user_id: str, *, expected_version: int | None, hard: bool

@@ -84,6 +84,9 @@ class SyncResult:
     not_synchronized_reason: str | None = None
     #: For a user not added: why, as the engine decided it (source_disabled or source_expired).
     not_added: Reason | None = None
+    #: The record as the sync left it (phone lists not read), so a caller that answers with it
+    #: (a SCIM write) needs no second read.
+    view: UserView | None = None
 
 
 class UserNameTaken(NameTaken):
@@ -259,6 +262,7 @@ class UserService:
             plan.decision.rule,
             plan.not_synchronized_reason,
             plan.decision.not_added_reason,
+            view_of(user, phones=False) if user else None,
         )
 
     def provisioning_delete(
