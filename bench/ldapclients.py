@@ -28,7 +28,7 @@ from typing import Any
 
 import ldap  # type: ignore[import-untyped]  # python-ldap ships no type information
 
-from bench.measure import Measurement
+from bench.measure import Measurement, stop_clients
 
 # A python-ldap operation that takes longer than this counts as failed.
 _OPERATION_TIMEOUT = 10.0
@@ -95,13 +95,7 @@ def run(
     except queue.Empty as exc:
         raise RuntimeError(f"benchmark clients of {url} did not finish") from exc
     finally:
-        for process in processes:
-            process.join(5)
-            if process.is_alive():
-                process.kill()
-                process.join()
-            process.close()
-        results.close()
+        stop_clients(processes, results)
     errors = [r.error for r in collected if r.error is not None]
     if errors:
         raise RuntimeError(f"a benchmark client of {url} could not start: {errors[0]}")

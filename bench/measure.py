@@ -15,7 +15,9 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import TypeVar
+from multiprocessing.process import BaseProcess
+from multiprocessing.queues import Queue
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -160,3 +162,14 @@ def _run(
 def stateless(attempt: Attempt[T]) -> Iterator[Attempt[T]]:
     """A factory's body for an attempt that holds nothing per caller."""
     yield attempt
+
+
+def stop_clients(processes: Sequence[BaseProcess], results: "Queue[Any]") -> None:
+    """Join client processes, killing one still alive after 5 s, and close their queue."""
+    for process in processes:
+        process.join(5)
+        if process.is_alive():
+            process.kill()
+            process.join()
+        process.close()
+    results.close()

@@ -46,7 +46,7 @@ from multiprocessing.synchronize import Barrier
 from typing import Any
 from urllib.parse import quote
 
-from bench.measure import Measurement
+from bench.measure import Measurement, stop_clients
 from bench.scimusers import DISABLE_PATCH, cycle_payload, user_name
 
 SCENARIOS = ("filter", "cycle")
@@ -134,13 +134,7 @@ def run(
     except queue.Empty as exc:
         raise RuntimeError(f"SCIM clients of port {target.port} did not finish") from exc
     finally:
-        for process in processes:
-            process.join(5)
-            if process.is_alive():
-                process.kill()
-                process.join()
-            process.close()
-        results.close()
+        stop_clients(processes, results)
     errors = [r.error for r in collected if r.error is not None]
     if errors:
         raise RuntimeError(f"a SCIM client of port {target.port} failed: {errors[0]}")

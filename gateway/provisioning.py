@@ -35,33 +35,7 @@ from store import search as store_search
 from store import users as queries
 from store.db import Store
 from store.models import Group, User, new_id
-from store.search import (
-    And,
-    Attr,
-    Collection,
-    Const,
-    Equals,
-    Field,
-    Flag,
-    Greater,
-    GreaterOrEqual,
-    Less,
-    LessOrEqual,
-    Node,
-    Not,
-    Or,
-    Present,
-    Substrings,
-    Within,
-)
-
-# The neutral filter language the SCIM front builds, re-exported so the front need not import
-# the store (the import contracts in pyproject.toml forbid it).
-__all__ = [
-    "And", "Attr", "Collection", "Const", "Equals", "Field", "Flag", "Greater", "GreaterOrEqual",
-    "GroupInput", "GroupRecord", "Less", "LessOrEqual", "Node", "Not", "Or", "Page", "Present",
-    "Provisioning", "Query", "Substrings", "UserInput", "UserRecord", "Within",
-]  # fmt: skip
+from store.search import And, Attr, Node
 
 _MISSING = SourceStatus.MISSING.value
 #: The store's string columns hold at most this many characters (store.models String(255)).

@@ -25,23 +25,30 @@ from store.db import Store
 from store.search import (
     And,
     Attr,
+    Collection,
     Const,
     DnSuffix,
     Equals,
     Field,
+    Flag,
+    Greater,
     GreaterOrEqual,
+    Less,
     LessOrEqual,
     Node,
     Not,
     Or,
     Present,
     Substrings,
+    Within,
 )
 
-# The neutral filter language the fronts build, re-exported so fronts need not import the store.
+# The neutral filter language the fronts build (LDAP's RFC 4515 filters, SCIM's RFC 7644
+# ones), re-exported here once so fronts need not import the store.
 __all__ = [
-    "And", "Attr", "Const", "DirectoryTree", "Equals", "Field", "Found", "GreaterOrEqual",
-    "LessOrEqual", "Node", "Not", "Or", "Present", "Scope", "Substrings", "Target",
+    "And", "Attr", "Collection", "Const", "DirectoryTree", "Equals", "Field", "Flag", "Found",
+    "Greater", "GreaterOrEqual", "Less", "LessOrEqual", "Node", "Not", "Or", "Present", "Scope",
+    "Substrings", "Target", "Within",
 ]  # fmt: skip
 
 

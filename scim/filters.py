@@ -29,7 +29,7 @@ from scim2_models.path import (
 from scim2_models.path import Not as NotExpr
 from scim2_models.path import Present as PresentExpr
 
-from gateway.provisioning import (
+from gateway.search import (
     And,
     Attr,
     Collection,

@@ -7,7 +7,6 @@ SCIM errors here, in one table (`scim_error`).
 """
 
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any, TypeVar
 
 from scim2_models import (
@@ -22,11 +21,12 @@ from scim2_models import (
     SearchRequest,
     UniquenessException,
 )
+from scim2_server.errors import MethodNotAllowedException
 from scim2_server.storage import AsyncScimStorage, SearchPage
 from starlette.concurrency import run_in_threadpool
 
 from gateway.errors import IdgateError, InvalidInput, NameTaken, NotFound, VersionMismatch
-from gateway.provisioning import And, Provisioning, Query
+from gateway.provisioning import EVERYTHING, Provisioning, Query
 from scim import mapping
 from scim.filters import ADMIN_USERS, GROUPS, USERS, Translator
 
@@ -57,14 +57,21 @@ async def _call(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         raise scim_error(exc) from exc
 
 
-def _query(translator: Translator, request: SearchRequest[Any]) -> Query:
-    where = translator.filter(request.filter.ast) if request.filter is not None else And(())
-    order = translator.sort(str(request.sort_by)) if request.sort_by is not None else None
-    descending = request.sort_order == SearchRequest.SortOrder.descending
-    # RFC 7644 §3.4.2.4: startIndex below 1 is read as 1, a negative count as 0; a startIndex
-    # past any store's size is an empty page, not an integer the database cannot hold.
+def _bounds(request: SearchRequest[Any]) -> tuple[int, int]:
+    """The page a search asks for, as (offset, limit).
+
+    RFC 7644 §3.4.2.4: startIndex below 1 is read as 1, a negative count as 0; a startIndex
+    past any store's size is an empty page, not an integer the database cannot hold.
+    """
     offset = min(max((request.start_index or 1) - 1, 0), _MAX_OFFSET)
     limit = max(request.count if request.count is not None else 100, 0)
+    return offset, limit
+
+
+def _query(translator: Translator, request: SearchRequest[Any], offset: int, limit: int) -> Query:
+    where = translator.filter(request.filter.ast) if request.filter is not None else EVERYTHING
+    order = translator.sort(str(request.sort_by)) if request.sort_by is not None else None
+    descending = request.sort_order == SearchRequest.SortOrder.descending
     return Query(where, order, descending, offset, limit)
 
 
@@ -107,18 +114,18 @@ class SourceStorage(AsyncScimStorage):
         # RFC 7644 §3.4.3: a search at the root covers every resource type, as one list: the
         # users, then the groups. An attribute a type does not have matches none of its
         # resources (§3.4.2.1), so a filter one type cannot read leaves that type out.
-        query = _query(USERS if resource_types[0].name == "User" else GROUPS, search_request)
-        offset, limit = query.offset, query.limit
+        offset, limit = _bounds(search_request)
         total, found = 0, list[Resource[Any]]()
         for resource_type in resource_types:
             translator = GROUPS if resource_type.name == "Group" else USERS
             try:
-                typed = _query(translator, search_request)
+                page_query = _query(
+                    translator, search_request, max(offset - total, 0), limit - len(found)
+                )
             except (InvalidFilterException, InvalidValueException):
                 if len(resource_types) == 1:
                     raise
                 continue
-            page_query = replace(typed, offset=max(offset - total, 0), limit=limit - len(found))
             if resource_type.name == "Group":
                 groups = await _call(self._service.search_groups, self._source, page_query)
                 total += groups.total
@@ -209,7 +216,8 @@ class AdminStorage(AsyncScimStorage):
         *,
         position: Any = None,
     ) -> SearchPage:
-        users = await _call(self._service.search_users, None, _query(ADMIN_USERS, search_request))
+        query = _query(ADMIN_USERS, search_request, *_bounds(search_request))
+        users = await _call(self._service.search_users, None, query)
         return SearchPage(users.total, [mapping.admin_resource(u) for u in users.items])
 
     async def create(self, resource_type: ResourceType, resource: Resource[Any]) -> Resource[Any]:
@@ -231,8 +239,7 @@ class AdminStorage(AsyncScimStorage):
 
 
 def _read_only() -> SCIMException:
-    from scim2_server.errors import MethodNotAllowedException
-
+    # Endpoint refuses these before any storage call; this is the second line.
     return MethodNotAllowedException(
         allowed=["GET"], detail="the admin view is read-only; change users through /admin"
     )

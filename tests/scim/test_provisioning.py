@@ -933,3 +933,20 @@ def test_search_endpoint_honours_excluded_attributes(harness: Harness) -> None:
     assert [(r["userName"], r["displayName"], "title" in r) for r in resources] == [
         ("bob", "Bob Builder", False)
     ]
+
+
+def test_root_search_lists_users_then_groups_and_skips_a_type_the_filter_cannot_read(harness):
+    # RFC 7644 §3.4.3 and §3.4.2.1: an attribute a type does not have matches none of its
+    # resources, so `members.value` finds the group alone and `userName` the user alone.
+    ada = create_user(harness.scim, "ada")
+    group = create_group(harness.scim, "eng", [ada["id"]])
+
+    def search(filter_: str) -> list[str]:
+        body = {"schemas": [SEARCH], "filter": filter_}
+        response = harness.scim.post("/.search", json=body)
+        assert response.status_code == 200, response.text
+        return [resource["id"] for resource in response.json()["Resources"]]
+
+    assert search(f'members.value eq "{ada["id"]}"') == [group["id"]]
+    assert search('userName eq "ada"') == [ada["id"]]
+    assert search(f'id eq "{ada["id"]}" or id eq "{group["id"]}"') == [ada["id"], group["id"]]
