@@ -146,6 +146,9 @@ class User(Base):
     #: Bumped when the resource changes (source-owned data, status, gateway-owned data an
     #: administrator edits), not when a sync finds nothing new: the SCIM ETag (RFC 7644 §3.14).
     version: Mapped[int] = mapped_column(Integer, default=1)
+    #: The bulk run that last read this user upstream: after a complete run, a record of the
+    #: source that run did not see is `missing` (SPEC §5.3) without holding every id in memory.
+    seen_in_job: Mapped[int | None] = mapped_column(Integer)
 
     phones: Mapped[list["PhoneNumber"]] = relationship(
         back_populates="user",
@@ -257,7 +260,10 @@ class SyncJob(Base):
     """A bulk sync, refresh or cleanup run (SPEC §5.3-§5.5), with its lease and counts."""
 
     __tablename__ = "sync_jobs"
-    __table_args__ = (Index("ix_sync_jobs_source_state", "source_id", "state"),)
+    __table_args__ = (
+        Index("ix_sync_jobs_source_state", "source_id", "state"),
+        Index("ix_sync_jobs_batch_id", "batch_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     source_id: Mapped[str | None] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
@@ -273,11 +279,19 @@ class SyncJob(Base):
     lease_expires_at: Mapped[datetime | None]
     stop_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     error: Mapped[str | None] = mapped_column(Text)
+    #: The "resync all" this job belongs to (SPEC §5.6), if any.
+    batch_id: Mapped[str | None] = mapped_column(String(36))
+    #: Entries read from the source (bulk) or users looked at (refresh, cleanup).
+    read: Mapped[int] = mapped_column(Integer, default=0)
     added: Mapped[int] = mapped_column(Integer, default=0)
     updated: Mapped[int] = mapped_column(Integer, default=0)
     unchanged: Mapped[int] = mapped_column(Integer, default=0)
     disabled: Mapped[int] = mapped_column(Integer, default=0)
     not_synchronized: Mapped[int] = mapped_column(Integer, default=0)
+    #: Records removed (cleanup, SPEC §5.5).
+    deleted: Mapped[int] = mapped_column(Integer, default=0)
+    #: Users whose read failed (refresh): nothing changed for them.
+    failed: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class SyncJobDetail(Base):
