@@ -17,6 +17,25 @@ def name_key(name: str) -> str:
 _ESCAPE = re.compile(r"\\(?:([0-9A-Fa-f]{2})|(.))", re.DOTALL)
 
 
+# A DN of plain `type=value` RDNs (no escape, quote, multi-valued RDN or special character),
+# as directories return nearly every entry's DN: split without the full RFC 4514 parser, which
+# was a large share of a bulk run's cost. Anything else takes the parser.
+_PLAIN_DN = re.compile(r"[^\\\"+;<>#=,]+=[^\\\"+;<>#=,]+(?:,[^\\\"+;<>#=,]+=[^\\\"+;<>#=,]+)*")
+_PLAIN_TYPE = re.compile(r" *[A-Za-z][A-Za-z0-9-]* *")
+
+
+def _plain_parts(dn: str) -> tuple[str, ...] | None:
+    if not _PLAIN_DN.fullmatch(dn):
+        return None
+    rdns = []
+    for rdn in dn.split(","):
+        attribute, _, value = rdn.partition("=")
+        if not _PLAIN_TYPE.fullmatch(attribute) or not value.strip():
+            return None
+        rdns.append(f"{attribute.strip().casefold()}={' '.join(value.casefold().split())}")
+    return tuple(rdns)
+
+
 def dn_parts(dn: str) -> tuple[str, ...] | None:
     """A DN's RDNs as a directory compares them, most significant last; None if not a DN.
 
@@ -26,6 +45,8 @@ def dn_parts(dn: str) -> tuple[str, ...] | None:
     the schema): such a DN only fails to match, it never matches too much. Text that is not
     UTF-8 is no DN (RFC 4514 §2).
     """
+    if (plain := _plain_parts(dn)) is not None:
+        return plain
     try:
         dn.encode("utf-8")
         parts = parse_dn(dn, escape=False, strip=True)

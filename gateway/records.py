@@ -119,38 +119,65 @@ def view_of(user: User, *, phones: bool = True) -> UserView:
     )
 
 
+def source_columns(data: SourceUser) -> dict[str, Any]:
+    """The `users` columns that hold a source's data (SPEC §3, source-owned)."""
+    return {
+        "user_name": data.user_name,
+        "user_name_key": name_key(data.user_name),
+        "dn": data.dn,
+        "dn_key": dn_key(data.dn) if data.dn else None,
+        "upn_key": name_key(data.upn) if data.upn else None,
+        "display_name": data.display_name,
+        "given_name": data.given_name,
+        "family_name": data.family_name,
+        "emails": [{"value": e.value, "type": e.type, "primary": e.primary} for e in data.emails],
+        "groups": list(data.groups),
+        "policy": {name: list(values) for name, values in data.policy},
+        "scim_external_id": data.scim_external_id,
+        "password_hash": data.password_hash,
+        "scim_document": json.loads(data.document) if data.document is not None else None,
+        "source_status": data.status.value,
+        "source_digest": data.digest(),
+    }
+
+
 def write_source_data(user: User, data: SourceUser) -> None:
-    user.user_name = data.user_name
-    user.user_name_key = name_key(data.user_name)
-    user.dn = data.dn
-    user.dn_key = dn_key(data.dn) if data.dn else None
-    user.upn_key = name_key(data.upn) if data.upn else None
-    user.display_name = data.display_name
-    user.given_name = data.given_name
-    user.family_name = data.family_name
-    user.emails = [{"value": e.value, "type": e.type, "primary": e.primary} for e in data.emails]
-    user.groups = list(data.groups)
-    user.policy = {name: list(values) for name, values in data.policy}
-    user.scim_external_id = data.scim_external_id
-    user.password_hash = data.password_hash
-    user.scim_document = json.loads(data.document) if data.document is not None else None
-    user.source_status = data.status.value
-    user.source_digest = data.digest()
+    for column, value in source_columns(data).items():
+        setattr(user, column, value)
+
+
+def state_columns(state: RecordState) -> dict[str, Any]:
+    """The `users` columns that hold a record's status (SPEC §4.1)."""
+    return {
+        "status": state.status.value,
+        "source_status": state.source_status.value,
+        "disabled_by": state.disabled_by.value if state.disabled_by else None,
+        "reason": state.reason.value if state.reason else None,
+        "pending_deletion_since": state.pending_deletion_since,
+    }
+
+
+def phone_rows(
+    user_id: str, kind: PhoneKind, entries: Sequence[PhoneEntry]
+) -> list[dict[str, Any]]:
+    return [
+        {"user_id": user_id, "kind": kind.value, "position": i, "number": e.number,
+         "manual": e.manual}
+        for i, e in enumerate(entries)
+    ]  # fmt: skip
 
 
 def write_state(user: User, state: RecordState, now: datetime) -> None:
+    columns = state_columns(state)
     if (user.status, user.disabled_by, user.reason, user.pending_deletion_since) != (
-        state.status.value,
-        state.disabled_by.value if state.disabled_by else None,
-        state.reason.value if state.reason else None,
-        state.pending_deletion_since,
+        columns["status"],
+        columns["disabled_by"],
+        columns["reason"],
+        columns["pending_deletion_since"],
     ):
         user.status_changed_at = now
-    user.status = state.status.value
-    user.source_status = state.source_status.value
-    user.disabled_by = state.disabled_by.value if state.disabled_by else None
-    user.reason = state.reason.value if state.reason else None
-    user.pending_deletion_since = state.pending_deletion_since
+    for column, value in columns.items():
+        setattr(user, column, value)
 
 
 def write_phones(user: User, kind: PhoneKind, entries: Sequence[PhoneEntry]) -> None:

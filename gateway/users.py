@@ -8,7 +8,7 @@ of work, and writes an audit event for every status change and every admin actio
 Blocking: every method does database I/O. Callers on an event loop run them in a thread pool.
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -40,8 +40,11 @@ from gateway.errors import InvalidInput, NameTaken, NotFound, PermissionDenied, 
 from gateway.names import name_key
 from gateway.records import (
     UserView,
+    phone_rows,
     phones_of,
     snapshot,
+    source_columns,
+    state_columns,
     state_of,
     view_of,
     write_phones,
@@ -51,7 +54,7 @@ from gateway.records import (
 from store import groups as group_queries
 from store import users as queries
 from store.db import Store
-from store.models import Device, User
+from store.models import Device, User, new_id
 
 Clock = Callable[[], datetime]
 
@@ -76,6 +79,14 @@ SYSTEM = Actor("system")
 
 
 @dataclass(frozen=True)
+class DeviceView:
+    id: str
+    kind: str
+    label: str
+    registered_at: datetime
+
+
+@dataclass(frozen=True)
 class SyncResult:
     outcome: Outcome
     user_id: str | None
@@ -87,6 +98,24 @@ class SyncResult:
     #: The record as the sync left it (phone lists not read), so a caller that answers with it
     #: (a SCIM write) needs no second read.
     view: UserView | None = None
+
+
+#: How a bulk run lists a new user it did not add because of the source's user limit (§5.3).
+LIMIT_REACHED = "not synchronized, limit reached"
+#: How it lists an entry whose userName another entry of the same page also has.
+NAME_CONFLICT = "not synchronized, another entry of the source has the same user name"
+
+
+@dataclass
+class AddBudget:
+    """How many more users a bulk run may add before the source's user limit (SPEC §5.3)."""
+
+    remaining: int
+
+
+#: Called with a unit of work's session and its results, to write in the same transaction
+#: what depends on them (a job's counts and details lists, so they commit with the writes).
+Alongside = Callable[[Session, Sequence[SyncResult]], None]
 
 
 class UserNameTaken(NameTaken):
@@ -153,7 +182,136 @@ class UserService:
         self._free_user_name(session, source_id, report, user, trigger, now)
         plan = plan_report(snapshot(user) if user else None, report, trigger, now)
         user = self._apply(session, source_id, user, plan, trigger, now)
+        session.flush()
         return self._result(plan, user)
+
+    def apply_batch(
+        self,
+        source_id: str,
+        reports: Sequence[SourceUser],
+        trigger: Trigger,
+        *,
+        seen_in_job: int | None = None,
+        budget: AddBudget | None = None,
+        alongside: Alongside | None = None,
+    ) -> list[SyncResult]:
+        """Apply a page of reports in one transaction (a bulk run, SPEC §5.3).
+
+        Same rules as `apply_report`, one user at a time, but with one query for the page: a
+        user whose source-owned data, status and phones are what the store has, and that
+        nobody changed since its last sync, is only marked synced. New users past the
+        `budget` are not added (`LIMIT_REACHED`).
+
+        Args:
+            seen_in_job: the bulk run reading the page, recorded on every record it saw.
+            budget: how many users may still be added; decremented as they are.
+            alongside: writes that must commit with the page (the job's counts).
+
+        Returns:
+            One result per report, in order.
+        """
+        try:
+            with self._store.writing() as session:
+                results = self._apply_page(
+                    session, source_id, reports, trigger, seen_in_job, budget
+                )
+                if alongside is not None:
+                    alongside(session, results)
+                return results
+        except IntegrityError:
+            pass
+        # Two entries of the page claim one userName (a directory can hold such duplicates):
+        # the page is applied again one user per transaction, so only the loser is left out.
+        results = []
+        for report in reports:
+            try:
+                with self._store.writing() as session:
+                    results += self._apply_page(
+                        session, source_id, [report], trigger, seen_in_job, budget
+                    )
+            except IntegrityError:
+                results.append(_not_synchronized(NAME_CONFLICT))
+        if alongside is not None:
+            with self._store.writing() as session:
+                alongside(session, results)
+        return results
+
+    def _apply_page(
+        self,
+        session: Session,
+        source_id: str,
+        reports: Sequence[SourceUser],
+        trigger: Trigger,
+        seen_in_job: int | None,
+        budget: AddBudget | None,
+    ) -> list[SyncResult]:
+        now = self._clock()
+        rows = {row.external_id: row for row in queries.sync_rows(
+            session, source_id, (r.external_id for r in reports)
+        )}  # fmt: skip
+        results: dict[int, SyncResult] = {}
+        quiet: list[str] = []
+        slow: list[int] = []
+        for index, report in enumerate(reports):
+            row = rows.get(report.external_id)
+            state = _unchanged(row, report, trigger, now) if row is not None else None
+            if row is not None and state is not None:
+                quiet.append(row.id)
+                results[index] = SyncResult(Outcome.UNCHANGED, row.id, state, "unchanged")
+            else:
+                slow.append(index)
+        queries.mark_synced(session, quiet, now, seen_in_job)
+        if slow:
+            users = queries.users_by_external_ids(
+                session, source_id, (reports[i].external_id for i in slow)
+            )
+            new_names = {name_key(reports[i].user_name) for i in slow}
+            taken = queries.taken_name_keys(session, source_id, new_names)
+            added = _NewUsers(source_id, trigger, now, seen_in_job)
+            for index in slow:
+                report = reports[index]
+                user = users.get(report.external_id)
+                if name_key(report.user_name) in taken:
+                    self._free_user_name(session, source_id, report, user, trigger, now)
+                plan = plan_report(snapshot(user) if user else None, report, trigger, now)
+                if plan.outcome is Outcome.ADDED and budget is not None:
+                    if budget.remaining <= 0:
+                        results[index] = _not_synchronized(LIMIT_REACHED)
+                        continue
+                    budget.remaining -= 1
+                if plan.outcome is Outcome.ADDED and user is None:
+                    results[index] = added.add(plan)
+                    continue
+                user = self._apply(session, source_id, user, plan, trigger, now)
+                if user is not None:
+                    user.seen_in_job = seen_in_job
+                results[index] = self._result(plan, user, view=False)
+            session.flush()
+            queries.insert_users(session, added.users, added.phones, added.events)
+        return [results[i] for i in range(len(reports))]
+
+    def apply_missing_batch(
+        self,
+        source_id: str,
+        external_ids: Sequence[str],
+        trigger: Trigger,
+        *,
+        alongside: Alongside | None = None,
+    ) -> list[SyncResult]:
+        """Apply "gone from the source" to a page of stored records, in one transaction."""
+        with self._store.writing() as session:
+            now = self._clock()
+            users = queries.users_by_external_ids(session, source_id, external_ids)
+            results = []
+            for external_id in external_ids:
+                user = users.get(external_id)
+                plan = plan_missing(snapshot(user) if user else None, trigger, now)
+                user = self._apply(session, source_id, user, plan, trigger, now)
+                results.append(self._result(plan, user, view=False))
+            session.flush()
+            if alongside is not None:
+                alongside(session, results)
+            return results
 
     def apply_missing(self, source_id: str, external_id: str, trigger: Trigger) -> SyncResult:
         """Apply "this user is gone" (deleted upstream or out of scope) to a stored record."""
@@ -162,6 +320,7 @@ class UserService:
             user = queries.find_by_external_id(session, source_id, external_id, for_update=True)
             plan = plan_missing(snapshot(user) if user else None, trigger, now)
             user = self._apply(session, source_id, user, plan, trigger, now)
+            session.flush()
             return self._result(plan, user)
 
     def _free_user_name(
@@ -209,6 +368,9 @@ class UserService:
             match op:
                 case CreateUser(data=data, state=state):
                     user = User(
+                        # The id is given here, not by the flush, so the audit event below
+                        # needs no flush and a page of new users is inserted in one batch.
+                        id=new_id(),
                         source_id=source_id,
                         external_id=data.external_id,
                         created_at=now,
@@ -237,7 +399,6 @@ class UserService:
                     user.sync_claim_until = None
                 case Audit(action=action, details=details):
                     assert user is not None
-                    session.flush()  # a new user needs its id for the event
                     queries.add_audit_event(
                         session,
                         at=now,
@@ -250,11 +411,10 @@ class UserService:
                     )
         if bump_version and user is not None:
             _touch(user, now)
-        session.flush()
         return user
 
     @staticmethod
-    def _result(plan: SyncPlan, user: User | None) -> SyncResult:
+    def _result(plan: SyncPlan, user: User | None, *, view: bool = True) -> SyncResult:
         return SyncResult(
             plan.outcome,
             user.id if user else None,
@@ -262,7 +422,7 @@ class UserService:
             plan.decision.rule,
             plan.not_synchronized_reason,
             plan.decision.not_added_reason,
-            view_of(user, phones=False) if user else None,
+            view_of(user, phones=False) if user and view else None,
         )
 
     def provisioning_delete(
@@ -305,6 +465,72 @@ class UserService:
                 action="user.deleted",
                 comment=f"removed from {left} group(s)" if left else None,
             )
+
+    # -- cleanup (SPEC §5.5) -----------------------------------------------------------------
+
+    def mark_never_used(
+        self, user_ids: Sequence[str], *, alongside: Alongside | None = None
+    ) -> list[SyncResult]:
+        """Disable (`never_used`) and mark pending deletion users who never authenticated.
+
+        A user who authenticated meanwhile, or is pending deletion already, is left alone
+        (the result's outcome is UNCHANGED); the others are DISABLED.
+        """
+        with self._store.writing() as session:
+            now = self._clock()
+            results = []
+            for user_id in user_ids:
+                user = queries.get_user(session, user_id, for_update=True)
+                if user is None or user.last_auth_at is not None or user.pending_deletion_since:
+                    results.append(SyncResult(Outcome.IGNORED, user_id, None, "skipped"))
+                    continue
+                old = state_of(user)
+                self._set_state(
+                    session,
+                    user,
+                    old,
+                    rules.mark_never_used(old, now),
+                    actor="cleanup",
+                    action="user.marked_never_used",
+                )
+                results.append(SyncResult(Outcome.DISABLED, user.id, state_of(user), "cleanup"))
+            session.flush()
+            if alongside is not None:
+                alongside(session, results)
+            return results
+
+    def purge(
+        self,
+        user_ids: Sequence[str],
+        *,
+        before: datetime,
+        alongside: Callable[[Session, Sequence[tuple[str, str]]], None] | None = None,
+    ) -> list[tuple[str, str]]:
+        """Delete users pending deletion since before `before`; the audit log keeps each one.
+
+        Returns:
+            (user_name, external_id) of every user deleted.
+        """
+        with self._store.writing() as session:
+            deleted = []
+            for user_id in user_ids:
+                user = queries.get_user(session, user_id, for_update=True)
+                since = user.pending_deletion_since if user else None
+                if user is None or since is None or since >= before:
+                    continue  # revived (or deleted) since the candidates were listed
+                self._audit(
+                    session,
+                    user,
+                    "cleanup",
+                    "user.purged",
+                    {"rule": "pending_deletion_expired", "pending_since": since.isoformat()},
+                )
+                deleted.append((user.user_name, user.external_id))
+                session.delete(user)
+            session.flush()
+            if alongside is not None:
+                alongside(session, deleted)
+            return deleted
 
     # -- administrators --------------------------------------------------------------------------
 
@@ -419,11 +645,42 @@ class UserService:
             self._audit(session, user, actor.name, "device.registered", {"kind": kind})
             return device.id
 
-    def devices(self, actor: Actor, user_id: str) -> list[tuple[str, str, str]]:
+    def devices(self, actor: Actor, user_id: str) -> list[DeviceView]:
         actor.require(Permission.VIEW_USERS)
         with self._store.reading() as session:
             user = self._user(session, user_id)
-            return [(d.id, d.kind, d.label) for d in user.devices]
+            return [DeviceView(d.id, d.kind, d.label, d.registered_at) for d in user.devices]
+
+    def remove_device(self, actor: Actor, user_id: str, device_id: str) -> None:
+        """Remove a registered authenticator (gateway-owned data).
+
+        Raises:
+            NotFound: no such user, or the user has no such device.
+        """
+        actor.require(Permission.MANAGE_DEVICES)
+        with self._store.writing() as session:
+            user = self._user(session, user_id)
+            device = next((d for d in user.devices if d.id == device_id), None)
+            if device is None:
+                raise NotFound(f"user {user_id} has no device {device_id}")
+            user.devices.remove(device)
+            self._audit(session, user, actor.name, "device.removed", {"kind": device.kind})
+
+    def find(self, actor: Actor, source_id: str, user_name: str) -> UserView | None:
+        """The stored user of a source with this user name (case-insensitive), if any."""
+        actor.require(Permission.VIEW_USERS)
+        with self._store.reading() as session:
+            user = queries.find_by_user_name_key(session, source_id, name_key(user_name))
+            return view_of(user) if user else None
+
+    def audit_action(
+        self, actor: Actor, user_id: str, action: str, details: Mapping[str, Any]
+    ) -> None:
+        """Record an administrator's action on a user that changed nothing by itself."""
+        with self._store.writing() as session:
+            user = queries.get_user(session, user_id)
+            if user is not None:
+                self._audit(session, user, actor.name, action, details)
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -470,6 +727,91 @@ class UserService:
             user_name=user.user_name,
             details=details,
         )
+
+
+class _NewUsers:
+    """New users of a page as rows, inserted in three statements.
+
+    The same operations `UserService._apply` carries out on an ORM object one attribute at a
+    time (CreateUser, SetPhones, MarkSynced, Audit), written as rows: a page of new users
+    then costs three batched INSERTs instead of an ORM flush of every object.
+    """
+
+    def __init__(
+        self, source_id: str, trigger: Trigger, now: datetime, seen_in_job: int | None
+    ) -> None:
+        self._source_id = source_id
+        self._trigger = trigger
+        self._now = now
+        self._seen_in_job = seen_in_job
+        self.users: list[dict[str, Any]] = []
+        self.phones: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []
+
+    def add(self, plan: SyncPlan) -> SyncResult:
+        now = self._now
+        row: dict[str, Any] = {}
+        for op in plan.operations:
+            match op:
+                case CreateUser(data=data, state=state):
+                    row = {
+                        "id": new_id(),
+                        "source_id": self._source_id,
+                        "external_id": data.external_id,
+                        **source_columns(data),
+                        **state_columns(state),
+                        "created_at": now,
+                        "updated_at": now,
+                        "status_changed_at": now,
+                        "last_sync_at": None,
+                        "last_auth_at": None,
+                        "admin_notes": None,
+                        "sync_claim_until": None,
+                        "version": 1,
+                        "seen_in_job": self._seen_in_job,
+                    }
+                    self.users.append(row)
+                case SetPhones(kind=kind, entries=entries):
+                    self.phones += phone_rows(row["id"], kind, entries)
+                case MarkSynced(at=at):
+                    row["last_sync_at"] = at
+                case Audit(action=action, details=details):
+                    self.events.append(
+                        {
+                            "at": now,
+                            "actor": f"sync:{self._trigger.value}",
+                            "action": action,
+                            "source_id": self._source_id,
+                            "user_id": row["id"],
+                            "user_name": row["user_name"],
+                            "details": dict(details),
+                        }
+                    )
+                case _:
+                    raise AssertionError(f"a new user's plan holds {op!r}")
+        return SyncResult(
+            plan.outcome, row["id"], plan.decision.state, plan.decision.rule, None, None
+        )
+
+
+def _unchanged(row: Any, report: SourceUser, trigger: Trigger, now: datetime) -> RecordState | None:
+    """The record's state when a sync of `report` would only mark it synced, else None.
+
+    That is when the source-owned data is what the store has (its digest covers the status),
+    nothing changed the record since its last sync (an administrator's phone edit or status
+    change moves `updated_at` past it, and is then planned in full), and the engine keeps the
+    state as it is.
+    """
+    if row.source_digest != report.digest():
+        return None
+    if row.last_sync_at is None or row.updated_at > row.last_sync_at:
+        return None
+    state = state_of(row)
+    return state if rules.decide(state, report.status, trigger, now).state == state else None
+
+
+def _not_synchronized(reason: str) -> SyncResult:
+    return SyncResult(Outcome.NOT_SYNCHRONIZED, None, None, "not_added", reason)
 
 
 def _touch(user: User, now: datetime) -> None:

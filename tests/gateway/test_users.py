@@ -134,7 +134,9 @@ def test_gateway_owned_data_is_never_touched_by_sync(service, clock):
     )
     service.apply_missing("corp", "uuid-alice", Trigger.BULK)
     view = service.get(SUPER, user_id)
-    assert service.devices(SUPER, user_id) == [(device_id, "totp", "phone")]
+    assert [(d.id, d.kind, d.label) for d in service.devices(SUPER, user_id)] == [
+        (device_id, "totp", "phone")
+    ]
     assert view.admin_notes == "VIP"
     assert [(p.number, p.manual) for p in view.voice_phones] == [("+44 20 7946 0000", True)]
     assert view.created_at == clock.now - timedelta(minutes=10)
