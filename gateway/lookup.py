@@ -1,18 +1,21 @@
-"""Exact lookup of a directory user the store does not have yet (SPEC §5.2, §6).
+"""Single-user reads of a directory for administrators and the LDAP front (SPEC §5.2, §6).
 
-Used by the LDAP front when a service account's equality filter on the login attribute finds
-nobody, and by administrators' "include users not yet synchronized" search. Exact match only:
-the name is escaped into an equality filter, so no wildcard ever reaches the directory.
+- `include`: exact lookup of a directory user the store does not have yet. Used by the LDAP
+  front when a service account's equality filter on the login attribute finds nobody, and by
+  administrators' "include users not yet synchronized" search. Exact match only: the name is
+  escaped into an equality filter, so no wildcard ever reaches the directory.
+- `sync`: an administrator's sync of one stored user now, without the JIT throttle.
 """
 
 from collections.abc import Mapping
 
 from gateway.config import AdSource, Config, LdapSource
 from gateway.directory import NameKind, to_source_user
+from gateway.engine.roles import Permission
 from gateway.engine.types import Trigger
-from gateway.errors import NotFound
+from gateway.errors import InvalidInput, NotFound
 from gateway.jit import UserDirectory
-from gateway.users import Clock, SyncResult, UserService
+from gateway.users import Actor, Clock, SyncResult, UserService
 
 
 class ExactLookup:
@@ -47,6 +50,36 @@ class ExactLookup:
             return None
         report = to_source_user(entry, source, self._clock())
         return self._users.apply_report(source_id, report, Trigger.SINGLE)
+
+    def sync(self, actor: Actor, user_id: str) -> SyncResult:
+        """Re-read one stored user from its directory now and apply SPEC §4.2 (no throttle).
+
+        A user the directory no longer has in scope is `missing`. The request is audited
+        with the administrator's name beside the status change the sync itself records.
+
+        Raises:
+            PermissionDenied: the actor may not sync users.
+            NotFound: no such user.
+            InvalidInput: the user's source is not a directory (its client provisions it).
+            UpstreamError: the directory could not be read (nothing changed).
+        """
+        actor.require(Permission.SYNC_USER)
+        user = self._users.get(actor, user_id)
+        source = self._config.source(user.source_id) if self._has(user.source_id) else None
+        if not isinstance(source, LdapSource | AdSource):
+            raise InvalidInput(
+                "user", f"source {user.source_id} is provisioned by its client, not read"
+            )
+        entry = self._directories[source.id].read_user(user.external_id)
+        if entry is None:
+            result = self._users.apply_missing(source.id, user.external_id, Trigger.SINGLE)
+        else:
+            report = to_source_user(entry, source, self._clock())
+            result = self._users.apply_report(source.id, report, Trigger.SINGLE)
+        self._users.audit_action(
+            actor, user_id, "user.sync_requested", {"outcome": result.outcome.value}
+        )
+        return result
 
     def _has(self, source_id: str) -> bool:
         return any(s.id == source_id for s in self._config.sources)

@@ -6,9 +6,11 @@ allows exactly this); everything it builds is passed on explicitly, nothing is g
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,15 +22,21 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
 from gateway.accounts import ServiceAccounts
+from gateway.admin import Administration, directory_ids
 from gateway.auth import Authenticator
-from gateway.config import Config
+from gateway.bulk import BulkSync
+from gateway.config import AdSource, Config, LdapSource
+from gateway.daily import Cleanup, Refresh, Scheduler
 from gateway.directory import Directory
+from gateway.errors import InvalidInput, NotFound
 from gateway.failures import FailureLimiter
 from gateway.health import Readiness
 from gateway.jit import JitSync
+from gateway.jobs import JobKind, Jobs, Work
 from gateway.lastauth import LastAuthRecorder
 from gateway.lookup import ExactLookup
 from gateway.metrics import Metrics
+from gateway.notify import Notifier
 from gateway.passwords import PasswordChanges
 from gateway.provisioning import Provisioning
 from gateway.search import DirectoryTree
@@ -64,12 +72,29 @@ class Runtime:
     passwords: PasswordChanges
     provisioning: Provisioning
     tokens: BearerTokens
+    jobs: Jobs
+    scheduler: Scheduler
+    administration: Administration
     closed: bool = field(default=False)
+    _background: threading.Event = field(default_factory=threading.Event)
+
+    def start_background(self, interval_seconds: float = 60.0) -> None:
+        """Start the daily jobs' scheduler thread (when `sync.scheduler` is on)."""
+        if not self.config.sync.scheduler:
+            return
+        threading.Thread(
+            target=self.scheduler.run,
+            args=(self._background, interval_seconds),
+            name="idgate-scheduler",
+            daemon=True,
+        ).start()
 
     def close(self) -> None:
         if self.closed:
             return
         self.closed = True
+        self._background.set()
+        self.jobs.close()  # running jobs end `interrupted` at their next page
         self.recorder.close()  # writes the last batch of last_auth_at
         self.upstream_pool.shutdown(wait=False, cancel_futures=True)
         for directory in self.directories.values():
@@ -126,6 +151,17 @@ def build(config: Config, *, migrate: bool = False) -> Runtime:
         clock=utcnow,
         report_jit=metrics.jit,
     )
+    jobs = Jobs(
+        store,
+        _works(config, store, users, directories),
+        directory_sources=lambda: directory_ids(config),
+        clock=utcnow,
+        lease_seconds=config.sync.job_lease_seconds,
+        details_limit=config.sync.details_limit,
+        observe=lambda kind, source, counts: metrics.job(kind.value, source, counts),
+        notify=_notify(config),
+    )
+    jobs.recover()  # jobs a dead process left running are marked interrupted now
     return Runtime(
         config=config,
         store=store,
@@ -140,7 +176,54 @@ def build(config: Config, *, migrate: bool = False) -> Runtime:
         passwords=PasswordChanges(config, directories),
         provisioning=Provisioning(store, users, clock=utcnow),
         tokens=BearerTokens(config),
+        jobs=jobs,
+        scheduler=Scheduler(
+            store,
+            jobs,
+            sources=directory_ids(config),
+            run_at=config.sync.daily_run_at,
+            clock=utcnow,
+            owner=jobs.owner,
+        ),
+        administration=Administration(config, store, clock=utcnow),
     )
+
+
+def _works(
+    config: Config, store: Store, users: UserService, directories: Mapping[str, Directory]
+) -> Callable[[JobKind, str | None], Work]:
+    """How each kind of job is done (SPEC §5.3-§5.5)."""
+
+    def work(kind: JobKind, source_id: str | None) -> Work:
+        if kind is JobKind.CLEANUP:
+            return Cleanup(users, store, config.sync, clock=utcnow)
+        source = next((s for s in config.sources if s.id == source_id), None)
+        if source is None:
+            raise NotFound(f"no source with id {source_id}")
+        if not isinstance(source, LdapSource | AdSource):
+            raise InvalidInput(
+                "source", f"{source_id} is a {source.kind} source: its client provisions it"
+            )
+        directory = directories[source.id]
+        if kind is JobKind.BULK:
+            return BulkSync(source, directory, users, store, clock=utcnow)
+        return Refresh(source, directory.read_user, users, store, config.sync, clock=utcnow)
+
+    return work
+
+
+def _notify(config: Config) -> Callable[[str, Mapping[str, Any]], Any] | None:
+    """The completion notice of a resync (SPEC §5.6), when one is configured."""
+    if config.notifications is None:
+        return None
+    notifier = Notifier(config.notifications)
+    if not notifier.configured:
+        return None
+
+    def notify(event: str, summary: Mapping[str, Any]) -> Any:
+        return [dataclasses.asdict(d) for d in notifier.send(event, summary)]
+
+    return notify
 
 
 class QuietServer(uvicorn.Server):
@@ -195,6 +278,7 @@ async def _serve(
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     reactor.startRunning(installSignalHandlers=False)
+    runtime.start_background()
     urls: list[str] = []
     if demo is not None:
         demo.listen(reactor)

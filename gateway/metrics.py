@@ -5,6 +5,8 @@ serves `registry` at /metrics. Labels are closed sets (outcomes, source ids from
 never user names or DNs, so the series count stays bounded.
 """
 
+from collections.abc import Mapping
+
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 
@@ -54,6 +56,18 @@ class Metrics:
             buckets=(0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
             registry=self.registry,
         )
+
+        self.job_users = Counter(
+            "idgate_job_users",
+            "Users counted by jobs as they run (SPEC §5.3 progress), by kind, source, category",
+            ["kind", "source", "category"],
+            registry=self.registry,
+        )
+
+    def job(self, kind: str, source: str | None, counts: Mapping[str, int]) -> None:
+        for category, amount in counts.items():
+            if amount:
+                self.job_users.labels(kind, source or "", category).inc(amount)
 
     def scim(self, endpoint: str, method: str, status: int, seconds: float) -> None:
         self.scim_requests.labels(endpoint, method, str(status)).inc()

@@ -4,7 +4,9 @@ Secrets stay out of ``repr``: hashes are left out, the store URL and the webhook
 redacted, and passwords are `pydantic.SecretStr`.
 """
 
+import re
 from collections.abc import Iterator
+from datetime import time
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -177,6 +179,20 @@ class SyncConfig(Model):
     failed_auth_limit: Integer = Field(default=5, ge=1)
     failed_auth_window_seconds: Integer = Field(default=300, ge=1)
     details_limit: Integer = Field(default=400, ge=1, le=400)
+    #: When (UTC, "HH:MM") the daily refresh and cleanup run (SPEC §5.4, §5.5).
+    daily_run_at: time = time(3, 0)
+    #: Whether this process runs the daily jobs' scheduler (each runs once a day across every
+    #: process sharing the store whatever this says; false leaves it to the others).
+    scheduler: bool = True
+    #: How long a job's lease lasts unrenewed: the longest a dead process holds its job.
+    job_lease_seconds: Integer = Field(default=60, ge=3, le=3600)
+
+    @field_validator("daily_run_at", mode="before")
+    @classmethod
+    def _hour_minute(cls, value: Any) -> Any:
+        if isinstance(value, str) and not re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", value):
+            raise ValueError('must be a UTC time of day as "HH:MM", e.g. "03:00"')
+        return value
 
 
 class AdminConfig(Model):

@@ -1,0 +1,202 @@
+"""Bulk sync of one directory source (SPEC §5.3): the whole scope, page by page.
+
+One thread reads the directory with Simple Paged Results (`Directory.iter_users`) and maps
+each page to `SourceUser` values; the job's thread applies each page in one transaction
+(`UserService.apply_batch`) with the page's counts and details. A bounded queue between them
+keeps at most a few pages in memory whatever the directory's size, and lets the directory
+and the store work at once.
+
+- Only users whose source-owned data changed are written; the others are marked synced.
+- New users past the source's `user_limit` are not added ("not synchronized, limit reached").
+- After a complete read, records of the source the run did not see are `missing` (SPEC §4.2).
+  A stopped or failed run skips this step: it did not read everything, so it cannot know.
+- The first page is read before anything is written: when no server answers the job fails
+  at once with the connector's reason, and nothing changed.
+"""
+
+import logging
+import queue
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from sqlalchemy.orm import Session
+
+from gateway.config import AdSource, LdapSource
+from gateway.directory import DirectoryEntry, IncompleteEntry, to_source_user
+from gateway.engine.plan import SourceUser
+from gateway.engine.types import Trigger
+from gateway.jobs import Progress
+from gateway.users import AddBudget, Clock, SyncResult, UserService
+from store import jobs as job_queries
+from store.db import Store
+
+log = logging.getLogger(__name__)
+
+#: Pages read ahead of the writer: enough to keep both sides busy, few enough to stay small.
+READ_AHEAD = 2
+#: Records per transaction in the missing pass.
+MISSING_PAGE = 500
+
+
+class PagedDirectory(Protocol):
+    def iter_users(self, page_size: int | None = None) -> Iterator[DirectoryEntry]: ...
+
+
+@dataclass(frozen=True)
+class _Page:
+    reports: list[SourceUser]
+    #: Entries that could not be mapped: (DN, why).
+    unusable: list[tuple[str, str]]
+
+
+_DONE = object()
+
+
+class BulkSync:
+    """The work of one bulk job (a `gateway.jobs.Work`)."""
+
+    def __init__(
+        self,
+        source: LdapSource | AdSource,
+        directory: PagedDirectory,
+        users: UserService,
+        store: Store,
+        *,
+        clock: Clock,
+    ) -> None:
+        self._source = source
+        self._directory = directory
+        self._users = users
+        self._store = store
+        self._clock = clock
+
+    def __call__(self, progress: Progress) -> bool:
+        source_id = self._source.id
+        with self._store.reading() as session:
+            stored = job_queries.count_users(session, source_id)
+        budget = AddBudget(max(0, self._source.user_limit - stored))
+        pages: queue.Queue[object] = queue.Queue(maxsize=READ_AHEAD)
+        halt = threading.Event()
+        reader = threading.Thread(
+            target=self._read,
+            args=(pages, halt),
+            name=f"idgate-job-{progress.job_id}-read",
+            daemon=True,
+        )
+        reader.start()
+        try:
+            while True:
+                item = pages.get()
+                if item is _DONE:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                assert isinstance(item, _Page)
+                self._write(progress, item, budget)
+                if progress.stopping():
+                    return False
+        finally:
+            halt.set()
+            _drain(pages)
+            reader.join()
+        return self._missing(progress)
+
+    def _read(self, pages: "queue.Queue[object]", halt: threading.Event) -> None:
+        size = self._source.page_size
+        batch: list[SourceUser] = []
+        unusable: list[tuple[str, str]] = []
+        entries = self._directory.iter_users(size)
+        try:
+            for entry in entries:
+                try:
+                    batch.append(to_source_user(entry, self._source, self._clock()))
+                except IncompleteEntry as exc:
+                    unusable.append((entry.dn, str(exc)))
+                if len(batch) + len(unusable) >= size:
+                    if not _put(pages, _Page(batch, unusable), halt):
+                        return
+                    batch, unusable = [], []
+            if batch or unusable:
+                _put(pages, _Page(batch, unusable), halt)
+            _put(pages, _DONE, halt)
+        except BaseException as exc:  # handed to the writer, which fails the job with it
+            _put(pages, exc, halt)
+        finally:
+            close = getattr(entries, "close", None)
+            if close is not None:
+                close()  # the generator's finally gives the connection back
+
+    def _write(self, progress: Progress, page: _Page, budget: AddBudget) -> None:
+        names = [(r.user_name, r.external_id) for r in page.reports]
+
+        def alongside(session: Session, results: Sequence[SyncResult]) -> None:
+            progress.record(session, results, names, read=len(page.reports) + len(page.unusable))
+            details = [
+                ("not_synchronized", dn, None, reason)
+                for dn, reason in page.unusable
+                if progress.listed("not_synchronized")
+            ]
+            if page.unusable:
+                progress.count(session, details=details, not_synchronized=len(page.unusable))
+
+        self._users.apply_batch(
+            self._source.id,
+            page.reports,
+            Trigger.BULK,
+            seen_in_job=progress.job_id,
+            budget=budget,
+            alongside=alongside,
+        )
+
+    def _missing(self, progress: Progress) -> bool:
+        """Records the complete read did not see are gone from the source (SPEC §4.2)."""
+        after = ""
+        while True:
+            if progress.stopping():
+                return False
+            with self._store.reading() as session:
+                rows = job_queries.unseen_users(
+                    session,
+                    self._source.id,
+                    progress.job_id,
+                    progress.started_at,
+                    after,
+                    MISSING_PAGE,
+                )
+            if not rows:
+                return True
+            after = rows[-1][0]
+            external_ids = [external_id for _, external_id, _ in rows]
+            names = [(user_name, external_id) for _, external_id, user_name in rows]
+
+            def alongside(
+                session: Session,
+                results: Sequence[SyncResult],
+                names: Sequence[tuple[str, str | None]] = names,
+            ) -> None:
+                progress.record(session, results, names)
+
+            self._users.apply_missing_batch(
+                self._source.id, external_ids, Trigger.BULK, alongside=alongside
+            )
+
+
+def _put(pages: "queue.Queue[object]", item: object, halt: threading.Event) -> bool:
+    """Hand an item to the writer; False when the writer has stopped taking them."""
+    while not halt.is_set():
+        try:
+            pages.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _drain(pages: "queue.Queue[object]") -> None:
+    while True:
+        try:
+            pages.get_nowait()
+        except queue.Empty:
+            return
