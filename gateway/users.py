@@ -252,7 +252,14 @@ class UserService:
         results: dict[int, SyncResult] = {}
         quiet: list[str] = []
         slow: list[int] = []
+        # Two live entries of one page with one userName (overlapping roots, a directory's
+        # duplicate): the first keeps it, the others are listed, and nothing flips.
+        owners: dict[str, str] = {}
         for index, report in enumerate(reports):
+            owner = owners.setdefault(name_key(report.user_name), report.external_id)
+            if owner != report.external_id:
+                results[index] = _not_synchronized(NAME_CONFLICT)
+                continue
             row = rows.get(report.external_id)
             state = _unchanged(row, report, trigger, now) if row is not None else None
             if row is not None and state is not None:

@@ -280,3 +280,98 @@ def test_sync_window_not_claimable_inside_the_window(service, store, clock):
             synced_before=now - timedelta(seconds=300),
             until=now + timedelta(seconds=2),
         )
+
+
+# -- pages of reports (bulk sync's write path) --------------------------------------------------
+
+
+def _page(count: int, **changes) -> list[SourceUser]:
+    return [
+        alice(external_id=f"uuid-{n}", user_name=f"user{n}", dn=f"uid=user{n},dc=x", **changes)
+        for n in range(count)
+    ]
+
+
+def test_a_page_is_planned_as_single_reports_are(service, clock):
+    first = service.apply_batch("corp", _page(3), Trigger.BULK)
+    assert [r.outcome for r in first] == [Outcome.ADDED] * 3
+    view = service.get(SUPER, first[0].user_id)
+    assert view.sms_phones[0].number == "+1 555-0100"
+    assert (view.display_name, view.state.status, view.last_sync_at) == (
+        "Alice Liddell",
+        Status.ACTIVE,
+        clock(),
+    )
+    with service._store.reading() as session:
+        added = [e for e in queries.audit_events(session) if e.action == "user.added"]
+    assert len(added) == 3
+
+    clock.advance(minutes=1)
+    again = service.apply_batch("corp", _page(3), Trigger.BULK)
+    assert [r.outcome for r in again] == [Outcome.UNCHANGED] * 3
+    assert service.get(SUPER, first[0].user_id).last_sync_at == clock()
+    assert service.get(SUPER, first[0].user_id).version == view.version
+
+    mixed = _page(3)
+    mixed[1] = alice(external_id="uuid-1", user_name="user1", dn="uid=user1,dc=x",
+                     status=SourceStatus.DISABLED)  # fmt: skip
+    outcomes = [r.outcome for r in service.apply_batch("corp", mixed, Trigger.BULK)]
+    assert outcomes == [Outcome.UNCHANGED, Outcome.DISABLED, Outcome.UNCHANGED]
+
+
+def test_an_admin_edit_since_the_last_sync_is_planned_in_full(service, clock):
+    """A synced number whose format an administrator changed is restored by the next sync
+    (SPEC §3) even though the directory's data did not change."""
+    [added] = service.apply_batch("corp", _page(1), Trigger.BULK)
+    clock.advance(minutes=1)
+    service.edit_phone(SUPER, added.user_id, PhoneKind.SMS, 0, "+15550100")
+    clock.advance(minutes=1)
+    [result] = service.apply_batch("corp", _page(1), Trigger.BULK)
+    assert result.outcome is Outcome.UPDATED
+    assert service.get(SUPER, added.user_id).sms_phones[0].number == "+1 555-0100"
+
+
+def test_the_budget_stops_adding_users_but_not_updating_them(service):
+    from gateway.users import LIMIT_REACHED, AddBudget
+
+    service.apply_batch("corp", _page(2), Trigger.BULK)
+    budget = AddBudget(1)
+    results = service.apply_batch("corp", _page(5), Trigger.BULK, budget=budget)
+    assert [r.outcome for r in results] == [Outcome.UNCHANGED] * 2 + [Outcome.ADDED] + [
+        Outcome.NOT_SYNCHRONIZED
+    ] * 2
+    assert {r.not_synchronized_reason for r in results[3:]} == {LIMIT_REACHED}
+    assert budget.remaining == 0
+
+
+def test_two_entries_of_a_page_with_one_user_name_lose_only_one(service):
+    from gateway.users import NAME_CONFLICT
+
+    page = [
+        alice(external_id="uuid-a", user_name="Twin", dn="uid=twin,ou=a,dc=x"),
+        alice(external_id="uuid-b", user_name="twin", dn="uid=twin,ou=b,dc=x"),
+        alice(external_id="uuid-c", user_name="other", dn="uid=other,dc=x"),
+    ]
+    seen = []
+    results = service.apply_batch(
+        "corp", page, Trigger.BULK, alongside=lambda session, rs: seen.extend(rs)
+    )
+    assert [r.outcome for r in results] == [
+        Outcome.ADDED,
+        Outcome.NOT_SYNCHRONIZED,
+        Outcome.ADDED,
+    ]
+    assert results[1].not_synchronized_reason == NAME_CONFLICT
+    assert seen == results
+    with service._store.reading() as session:
+        assert session.scalar(select(User.external_id).where(User.user_name_key == "twin")) == (
+            "uuid-a"
+        )
+
+
+def test_missing_pages_disable_the_users_they_name(service):
+    added = service.apply_batch("corp", _page(2), Trigger.BULK)
+    results = service.apply_missing_batch("corp", ["uuid-0", "uuid-unknown"], Trigger.BULK)
+    assert [r.outcome for r in results] == [Outcome.DISABLED, Outcome.IGNORED]
+    assert service.get(SUPER, added[0].user_id).state.reason is Reason.MISSING
+    assert service.get(SUPER, added[1].user_id).state.status is Status.ACTIVE
