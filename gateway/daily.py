@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from gateway.config import AdSource, LdapSource, SyncConfig
 from gateway.directory import DirectoryEntry, IncompleteEntry, to_source_user
-from gateway.engine.plan import SourceUser
+from gateway.engine.plan import Outcome, SourceUser
 from gateway.engine.types import Trigger
 from gateway.errors import UpstreamError, UpstreamUnavailable
 from gateway.jobs import JobKind, JobRunning, Jobs, JobView, Progress
@@ -167,8 +167,9 @@ class Cleanup:
     @staticmethod
     def _marked(progress: Progress) -> Callable[[Session, Sequence[SyncResult]], None]:
         def alongside(session: Session, results: Sequence[SyncResult]) -> None:
-            marked = [r for r in results if r.state is not None]
-            progress.count(session, read=len(results), disabled=len(marked))
+            disabled = sum(1 for r in results if r.outcome is Outcome.DISABLED)
+            updated = sum(1 for r in results if r.outcome is Outcome.UPDATED)
+            progress.count(session, read=len(results), disabled=disabled, updated=updated)
 
         return alongside
 

@@ -300,7 +300,9 @@ class Jobs:
         now = self._clock()
         with self._store.writing() as session:
             queries.mark_interrupted(session, now, INTERRUPTED_REASON)
-            if not queries.take_lease(session, lease, self.owner, now, now + self._lease):
+            if not queries.take_lease(
+                session, lease, self.owner, now, now + self._lease, reentrant=False
+            ):
                 live = queries.live_job(session, source_id, None if source_id else kind.value)
                 raise JobRunning(_what(kind, source_id), live.id if live else None)
             job = SyncJob(
@@ -626,7 +628,7 @@ def resync_summary(
         "requested_by": requested_by,
         "succeeded": all(job.state is JobState.SUCCEEDED for job in jobs) and not skipped,
         "started_at": min(job.started_at for job in jobs).isoformat(),
-        "ended_at": max((job.ended_at for job in jobs if job.ended_at), default=None),
+        "ended_at": max(e).isoformat() if (e := [j.ended_at for j in jobs if j.ended_at]) else None,
         "totals": total,
         "jobs": [
             {

@@ -210,6 +210,8 @@ class UserService:
         Returns:
             One result per report, in order.
         """
+        # A page that fails is applied again: the budget it spent must be spent only once.
+        remaining = budget.remaining if budget is not None else 0
         try:
             with self._store.writing() as session:
                 results = self._apply_page(
@@ -219,9 +221,11 @@ class UserService:
                     alongside(session, results)
                 return results
         except IntegrityError:
-            pass
-        # Two entries of the page claim one userName (a directory can hold such duplicates):
-        # the page is applied again one user per transaction, so only the loser is left out.
+            if budget is not None:
+                budget.remaining = remaining
+        # Another writer inserted one of the page's users meanwhile (a JIT sync of a new user,
+        # another source entry taking a name): the page is applied again one user per
+        # transaction, so only the user that collides is left out.
         results = []
         for report in reports:
             try:
@@ -500,7 +504,10 @@ class UserService:
                     actor="cleanup",
                     action="user.marked_never_used",
                 )
-                results.append(SyncResult(Outcome.DISABLED, user.id, state_of(user), "cleanup"))
+                # A user disabled already (by its source or an administrator) only gains
+                # the pending-deletion date: updated, not newly disabled.
+                outcome = Outcome.DISABLED if old.active else Outcome.UPDATED
+                results.append(SyncResult(outcome, user.id, state_of(user), "cleanup"))
             session.flush()
             if alongside is not None:
                 alongside(session, results)
@@ -513,7 +520,7 @@ class UserService:
         before: datetime,
         alongside: Callable[[Session, Sequence[tuple[str, str]]], None] | None = None,
     ) -> list[tuple[str, str]]:
-        """Delete users pending deletion since before `before`; the audit log keeps each one.
+        """Delete users pending deletion since `before` or earlier; the audit log keeps each one.
 
         Returns:
             (user_name, external_id) of every user deleted.
@@ -523,7 +530,7 @@ class UserService:
             for user_id in user_ids:
                 user = queries.get_user(session, user_id, for_update=True)
                 since = user.pending_deletion_since if user else None
-                if user is None or since is None or since >= before:
+                if user is None or since is None or since > before:
                     continue  # revived (or deleted) since the candidates were listed
                 self._audit(
                     session,

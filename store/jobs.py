@@ -257,12 +257,16 @@ def idle_users(
     synced_before: datetime,
     limit: int,
 ) -> Sequence[tuple[str, str, str]]:
-    """(id, external_id, user_name) of a source's users idle since before `idle_before` (SPEC §5.4).
+    """(id, external_id, user_name) of a source's users idle since before `idle_before`
+    (SPEC §5.4): last authenticated before then, or never and created before then.
 
-    Idle means last authenticated before then, or never and created before then; the longest
-    idle come first. Users synced since `synced_before` are fresh already and left out.
+    The least recently synced come first, and among those the longest idle: a daily batch
+    smaller than the idle population then works through all of it over the days instead of
+    re-reading the same longest-idle users every day. Users synced since `synced_before` are
+    fresh already and left out.
     """
     idle_since = func.coalesce(User.last_auth_at, User.created_at)
+    synced = func.coalesce(User.last_sync_at, User.created_at)
     rows = session.execute(
         select(User.id, User.external_id, User.user_name)
         .where(
@@ -270,20 +274,21 @@ def idle_users(
             idle_since < idle_before,
             (User.last_sync_at.is_(None)) | (User.last_sync_at < synced_before),
         )
-        .order_by(idle_since, User.id)
+        .order_by(synced, idle_since, User.id)
         .limit(limit)
     ).all()
     return [(row.id, row.external_id, row.user_name) for row in rows]
 
 
 def never_used(session: Session, created_before: datetime, after: str, limit: int) -> list[str]:
-    """Ids of users created before `created_before` who never authenticated and are not yet
+    """Ids of users created at `created_before` or earlier who never authenticated, not yet
     pending deletion (SPEC §5.5), in id order from `after`."""
     return list(
         session.scalars(
             select(User.id)
             .where(
-                User.created_at < created_before,
+                # "created at least N days ago" (SPEC §5.5): the boundary is included.
+                User.created_at <= created_before,
                 User.last_auth_at.is_(None),
                 User.pending_deletion_since.is_(None),
                 User.id > after,
@@ -295,11 +300,11 @@ def never_used(session: Session, created_before: datetime, after: str, limit: in
 
 
 def pending_since(session: Session, before: datetime, after: str, limit: int) -> list[str]:
-    """Ids of users pending deletion since before `before` (SPEC §5.5), in id order."""
+    """Ids of users pending deletion since `before` or earlier (SPEC §5.5), in id order."""
     return list(
         session.scalars(
             select(User.id)
-            .where(User.pending_deletion_since < before, User.id > after)
+            .where(User.pending_deletion_since <= before, User.id > after)
             .order_by(User.id)
             .limit(limit)
         )
