@@ -336,12 +336,25 @@ async def _serve(
 
 
 def http_app(runtime: Runtime) -> Starlette:
-    """The HTTP front: health, metrics and the SCIM endpoints on this runtime's services."""
+    """The HTTP front: health, metrics, the SCIM endpoints and the admin API on this
+    runtime's services."""
+    # Imported here, not with the other front imports at the top, to keep this wiring in one
+    # place while the module's head changes elsewhere; it may move up with them.
+    from scim.admin import AdminServices
+
     return create_app(
         runtime.readiness.check,
         metrics=runtime.metrics.registry,
         scim=ScimServices(
             runtime.config, runtime.provisioning, runtime.tokens, record=runtime.metrics.scim
+        ),
+        admin=AdminServices(
+            users=runtime.users,
+            lookup=runtime.lookup,
+            jobs=runtime.jobs,
+            administration=runtime.administration,
+            tokens=runtime.tokens,
+            record=runtime.metrics.scim,
         ),
     )
 

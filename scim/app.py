@@ -2,6 +2,7 @@
 
 /scim/v2/sources/{source_id}/...   a `scim` or `entra` source's provisioning endpoint
 /scim/v2/...                       the admin view (administrators' tokens)
+/admin/...                         the admin API (JSON; `scim.admin`)
 """
 
 from collections.abc import Callable, Sequence
@@ -23,6 +24,8 @@ from gateway.health import Check
 from gateway.provisioning import Provisioning
 from gateway.tokens import BearerTokens
 from scim import schemas
+from scim.admin import PREFIX as ADMIN_PREFIX
+from scim.admin import AdminServices, create_admin_app
 from scim.endpoints import (
     Endpoint,
     EntraHandler,
@@ -55,6 +58,7 @@ def create_app(
     *,
     metrics: CollectorRegistry | None = None,
     scim: ScimServices | None = None,
+    admin: AdminServices | None = None,
 ) -> Starlette:
     """Build the HTTP front.
 
@@ -62,6 +66,7 @@ def create_app(
         readiness: a blocking probe; it runs in the thread pool, never on the event loop.
         metrics: the Prometheus registry served at /metrics (SPEC §8).
         scim: the services behind /scim/v2; without them no SCIM endpoint is served.
+        admin: the services behind the admin API at /admin; without them it is not served.
     """
 
     async def healthz(_: Request) -> JSONResponse:
@@ -86,6 +91,8 @@ def create_app(
             return Response(body, media_type=CONTENT_TYPE_LATEST)
 
         routes.append(Route("/metrics", metrics_endpoint))
+    if admin is not None:
+        routes.append(Mount(ADMIN_PREFIX, app=create_admin_app(admin)))
     if scim is not None:
         routes += scim_routes(scim)
     return Starlette(routes=routes)
