@@ -6,7 +6,19 @@
     idgate db check [--config FILE]     say whether the schema is current (exit 1 if not)
     idgate config check FILE            validate a config file (exit 1 on any problem)
     idgate hash-secret                  print the argon2 hash of a secret read from the terminal
+    idgate sync run|status|history|stop|resync
+                                        bulk sync jobs of a running gateway (admin API)
+    idgate users show|sync|disable|enable
+                                        one user, through a running gateway's admin API
+    idgate refresh run SOURCE, idgate cleanup run
+                                        start the daily jobs now (--wait: follow them)
     idgate --version
+
+The admin commands (gateway/admincli/) take --url, the token from $IDGATE_ADMIN_TOKEN or
+--token-file, and --json.
+
+Startup stays cheap for them: the configuration, the store (SQLAlchemy, alembic) and argon2
+are imported inside the commands that use them, not here.
 
 Configuration problems are printed one per line as `key: problem`; no secret is ever echoed.
 """
@@ -14,15 +26,14 @@ Configuration problems are printed one per line as `key: problem`; no secret is 
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from gateway import __version__
-from gateway.config import Config, ConfigError, load_config, parse_config
-from gateway.secrets import generate_token, hash_secret
-from store.db import Store
-from store.errors import SchemaOutOfDate
-from store.migrate import current_revision, head_revision, upgrade
+from gateway import __version__, admincli
+
+if TYPE_CHECKING:
+    from gateway.config import Config
 
 CONFIG_OPTION = click.option(
     "--config",
@@ -33,8 +44,10 @@ CONFIG_OPTION = click.option(
 )
 
 
-def _load(config_path: Path | None) -> Config:
+def _load(config_path: Path | None) -> "Config":
     """Load the configuration, or the defaults when no file is given; exit 1 on problems."""
+    from gateway.config import ConfigError, load_config, parse_config
+
     try:
         if config_path is None:
             return parse_config({}, os.environ)
@@ -68,10 +81,12 @@ def main() -> None:
 )
 def serve(config_path: Path | None, log_level: str, log_format: str, only: str | None) -> None:
     """Run the gateway. Without --config: a built-in demo directory on SQLite ./idgate.db."""
+    from gateway.config import ConfigError
     from gateway.demo import DemoDirectory, banner
     from gateway.logs import configure_logging
     from gateway.main import build  # the root pulls in both fronts
     from gateway.main import serve as run_server
+    from store.errors import SchemaOutOfDate
 
     configure_logging(log_level.upper(), json_lines=log_format == "json")
     demo = DemoDirectory() if config_path is None else None
@@ -108,6 +123,9 @@ def db() -> None:
 @CONFIG_OPTION
 def db_upgrade(config_path: Path | None) -> None:
     """Bring the schema to this version of idgate (safe to run again)."""
+    from store.db import Store
+    from store.migrate import current_revision, head_revision, upgrade
+
     store = Store.connect(_load(config_path).store.url)
     try:
         before = current_revision(store.engine)
@@ -121,6 +139,10 @@ def db_upgrade(config_path: Path | None) -> None:
 @CONFIG_OPTION
 def db_check(config_path: Path | None) -> None:
     """Exit 0 when the schema is current, 1 when it needs `idgate db upgrade`."""
+    from store.db import Store
+    from store.errors import SchemaOutOfDate
+    from store.migrate import current_revision, head_revision
+
     store = Store.connect(_load(config_path).store.url)
     try:
         current, head = current_revision(store.engine), head_revision()
@@ -158,6 +180,8 @@ def hash_secret_cmd(from_stdin: bool, generate: bool) -> None:
 
     The secret is read from the terminal, not from the command line (shells keep history).
     """
+    from gateway.secrets import generate_token, hash_secret
+
     if generate:
         token = generate_token()
         click.echo(f"token (give it to the client; it is not stored): {token}", err=True)
@@ -170,3 +194,10 @@ def hash_secret_cmd(from_stdin: bool, generate: bool) -> None:
     if not secret:
         raise click.UsageError("an empty secret cannot be hashed")
     click.echo(hash_secret(secret))
+
+
+# The admin commands: a client of a running gateway's admin API (gateway/admincli/).
+main.add_command(admincli.sync)
+main.add_command(admincli.users)
+main.add_command(admincli.refresh)
+main.add_command(admincli.cleanup)
