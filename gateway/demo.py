@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from ldaptor.protocols.ldap import ldapserver
+from ldaptor import interfaces
+from ldaptor.protocols import pureber, pureldap
+from ldaptor.protocols.ldap import ldaperrors, ldapserver
 from twisted.internet import defer, protocol
 from twisted.python import components
 
@@ -52,8 +54,56 @@ USERS = (
 )
 
 
+#: RFC 2696 Simple Paged Results, which a bulk sync sends as a critical control.
+_PAGED_RESULTS = b"1.2.840.113556.1.4.319"
+
+
+class _DemoServer(ldapserver.LDAPServer):  # type: ignore[misc]
+    """ldaptor's server, taking Simple Paged Results (RFC 2696) so `idgate sync run demo`
+    works: the demo's few entries always fit one page, which ends with an empty cookie."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._paged: set[int] = set()
+
+    def handle(self, msg: Any) -> None:
+        if any(control[0] == _PAGED_RESULTS for control in msg.controls or ()):
+            self._paged.add(msg.id)
+        super().handle(msg)
+
+    def checkControls(self, controls: Any) -> None:
+        others = [c for c in controls or () if c[0] != _PAGED_RESULTS]
+        super().checkControls(others or None)
+
+    def getRootDSE(self, request: Any, reply: Any) -> Any:
+        # RFC 4512 §5.1: the RootDSE lists the controls the server supports.
+        root = interfaces.IConnectedLDAPEntry(self.factory)
+        reply(
+            pureldap.LDAPSearchResultEntry(
+                objectName="",
+                attributes=[
+                    ("supportedLDAPVersion", ["3"]),
+                    ("namingContexts", [root.dn.getText()]),
+                    ("supportedControl", [_PAGED_RESULTS.decode()]),
+                ],
+            )
+        )
+        return pureldap.LDAPSearchResultDone(resultCode=ldaperrors.Success.resultCode)
+
+    def queue(self, id: int, op: Any) -> None:
+        if isinstance(op, pureldap.LDAPSearchResultDone) and id in self._paged:
+            self._paged.discard(id)
+            done = pureber.BERSequence([pureber.BERInteger(0), pureber.BEROctetString(b"")])
+            message = pureldap.LDAPMessage(
+                op, id=id, controls=[(_PAGED_RESULTS, False, done.toWire())]
+            )
+            self.transport.write(message.toWire())
+            return
+        super().queue(id, op)
+
+
 class _Factory(protocol.ServerFactory):
-    protocol = ldapserver.LDAPServer
+    protocol = _DemoServer
 
     def __init__(self, root: Any) -> None:
         self.root = root
@@ -65,7 +115,6 @@ _adapter_registered = False
 def _register_adapter() -> None:
     # ldaptor's server finds its tree through this adapter (registered once per process).
     global _adapter_registered
-    from ldaptor import interfaces
 
     if not _adapter_registered:
         components.registerAdapter(  # type: ignore[no-untyped-call]

@@ -80,3 +80,19 @@ def test_the_printed_scim_commands_work_as_printed(demo: DemoProcess) -> None:
     assert disabled["totalResults"] == 0
     sources = {user["userName"]: user[extension]["source"] for user in everyone["Resources"]}
     assert sources == {"alice": "demo", "dave": "demo-scim"}
+
+
+def test_a_bulk_sync_of_the_demo_directory_runs_from_the_cli(demo: DemoProcess) -> None:
+    # The README's `idgate sync run demo`: the demo directory takes Simple Paged Results
+    # (RFC 2696), as a bulk sync needs, and its RootDSE says so (the source test checks it).
+    from gateway.demo import ADMIN_TOKEN
+    from tests.gateway.admin_gateway import idgate_cli
+
+    url = f"http://127.0.0.1:{demo.http_port}"
+    run = idgate_cli(url, "sync", "run", "demo", "--json", token=ADMIN_TOKEN)
+    assert run.returncode == 0, run.stderr
+    job = json.loads(run.stdout)
+    assert job["state"] == "succeeded"
+    assert (job["counts"]["read"], job["counts"]["not_synchronized"]) == (3, 2)  # bob, carol
+    tested = idgate_cli(url, "sync", "status", "demo", "--json", token=ADMIN_TOKEN)
+    assert json.loads(tested.stdout)["id"] == job["id"]
