@@ -262,6 +262,7 @@ class Jobs:
         self._observe = observe
         self._notify = notify
         self._running: dict[int, _Running] = {}
+        self._announcers: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._closing = threading.Event()
 
@@ -416,12 +417,15 @@ class Jobs:
                 details={"batch": batch_id, "jobs": [j.id for j in jobs], "skipped": skipped},
             )
         view = ResyncView(batch_id, tuple(jobs), tuple(skipped))
-        threading.Thread(
+        announcer = threading.Thread(
             target=self._announce,
             args=(view, actor),
             name=f"idgate-resync-{batch_id[:8]}",
             daemon=True,
-        ).start()
+        )
+        with self._lock:
+            self._announcers = [t for t in self._announcers if t.is_alive()] + [announcer]
+        announcer.start()
         return view
 
     # -- reading ---------------------------------------------------------------------------
@@ -498,6 +502,10 @@ class Jobs:
             entry.progress._stop.set()
         for entry in running:
             entry.done.wait(timeout)
+        with self._lock:
+            announcers = list(self._announcers)
+        for announcer in announcers:  # it writes the resync's audit event: not after close
+            announcer.join(timeout)
 
     # -- running ---------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
 from gateway.engine import phones as phone_rules
@@ -102,6 +102,8 @@ class SyncResult:
 
 #: How a bulk run lists a new user it did not add because of the source's user limit (§5.3).
 LIMIT_REACHED = "not synchronized, limit reached"
+#: How it lists an entry with a value longer than the store keeps (PostgreSQL refuses it).
+TOO_LONG = "not synchronized, a value is longer than the store keeps"
 #: How it lists an entry whose userName another entry of the same page also has.
 NAME_CONFLICT = "not synchronized, another entry of the source has the same user name"
 
@@ -211,7 +213,7 @@ class UserService:
             One result per report, in order.
         """
         # A page that fails is applied again: the budget it spent must be spent only once.
-        remaining = budget.remaining if budget is not None else 0
+        spent = budget.remaining if budget is not None else 0
         try:
             with self._store.writing() as session:
                 results = self._apply_page(
@@ -220,21 +222,28 @@ class UserService:
                 if alongside is not None:
                     alongside(session, results)
                 return results
-        except IntegrityError:
+        except (IntegrityError, DataError):
             if budget is not None:
-                budget.remaining = remaining
+                budget.remaining = spent
         # Another writer inserted one of the page's users meanwhile (a JIT sync of a new user,
-        # another source entry taking a name): the page is applied again one user per
-        # transaction, so only the user that collides is left out.
+        # another source entry taking a name), or a value does not fit its column: the page
+        # is applied again one user per transaction, so only the user at fault is left out.
         results = []
         for report in reports:
+            spent = budget.remaining if budget is not None else 0
             try:
                 with self._store.writing() as session:
                     results += self._apply_page(
                         session, source_id, [report], trigger, seen_in_job, budget
                     )
-            except IntegrityError:
-                results.append(_not_synchronized(NAME_CONFLICT))
+            except (IntegrityError, DataError) as exc:
+                if budget is not None:
+                    budget.remaining = spent
+                results.append(
+                    _not_synchronized(
+                        NAME_CONFLICT if isinstance(exc, IntegrityError) else TOO_LONG
+                    )
+                )
         if alongside is not None:
             with self._store.writing() as session:
                 alongside(session, results)

@@ -44,9 +44,10 @@ class InvalidPhoneNumber(ValueError):
     The message does not repeat the number (it is personal data and may end up in logs).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, problem: str | None = None) -> None:
         super().__init__(
-            "a phone number needs at least one digit and may contain only "
+            problem
+            or "a phone number needs at least one digit and may contain only "
             "digits, spaces and + ( ) - . /"
         )
 
@@ -216,10 +217,16 @@ def _number_key(number: str) -> tuple[bool, str]:
     return stripped.startswith("+"), "".join(c for c in stripped if c in _DIGITS)
 
 
+#: An E.164 number has at most 15 digits; this leaves room for any formatting around them.
+MAX_LENGTH = 64
+
+
 def _validated(number: str) -> str:
     number = number.strip()
     if not any(c in _DIGITS for c in number) or not set(number) <= _ALLOWED:
         raise InvalidPhoneNumber()
+    if len(number) > MAX_LENGTH:
+        raise InvalidPhoneNumber(f"a phone number has at most {MAX_LENGTH} characters")
     return number
 
 

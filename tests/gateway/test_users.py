@@ -375,3 +375,20 @@ def test_missing_pages_disable_the_users_they_name(service):
     assert [r.outcome for r in results] == [Outcome.DISABLED, Outcome.IGNORED]
     assert service.get(SUPER, added[0].user_id).state.reason is Reason.MISSING
     assert service.get(SUPER, added[1].user_id).state.status is Status.ACTIVE
+
+
+def test_a_value_too_long_for_the_store_leaves_out_only_its_user(service, store):
+    from gateway.users import TOO_LONG
+
+    page = _page(3)
+    page[1] = alice(external_id="uuid-1", user_name="user1", display_name="x" * 300)
+    results = service.apply_batch("corp", page, Trigger.BULK)
+    if store.dialect == "postgresql":  # SQLite keeps any length; PostgreSQL refuses it
+        assert [r.outcome for r in results] == [
+            Outcome.ADDED,
+            Outcome.NOT_SYNCHRONIZED,
+            Outcome.ADDED,
+        ]
+        assert results[1].not_synchronized_reason == TOO_LONG
+    else:
+        assert [r.outcome for r in results] == [Outcome.ADDED] * 3
