@@ -45,10 +45,13 @@ def dn_parts(dn: str) -> tuple[str, ...] | None:
     the schema): such a DN only fails to match, it never matches too much. Text that is not
     UTF-8 is no DN (RFC 4514 §2).
     """
+    try:
+        dn.encode("utf-8")
+    except UnicodeError:
+        return None
     if (plain := _plain_parts(dn)) is not None:
         return plain
     try:
-        dn.encode("utf-8")
         parts = parse_dn(dn, escape=False, strip=True)
     except (LDAPInvalidDnError, UnicodeError):
         return None
