@@ -351,12 +351,18 @@ class _CaseInsensitiveAttributes:
     """Attribute lookup by name, ignoring case (RFC 4512 §2.5); blank values dropped."""
 
     def __init__(self, attributes: Mapping[str, Sequence[str]]) -> None:
-        self._values: dict[str, list[str]] = {}
-        for name, values in attributes.items():
-            self._values.setdefault(name.casefold(), []).extend(_as_values(values))
+        # Looked up on demand: a status reads one or two of an entry's attributes, and
+        # folding every name and value of every entry was a large share of a bulk sync.
+        self._attributes = attributes
 
     def get(self, name: str) -> list[str]:
-        return self._values.get(name.casefold(), [])
+        key = name.casefold()
+        return [
+            value
+            for attribute, values in self._attributes.items()
+            if attribute.casefold() == key
+            for value in _as_values(values)
+        ]
 
 
 def _as_values(values: Sequence[str]) -> Iterable[str]:
