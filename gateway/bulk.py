@@ -25,11 +25,12 @@ from sqlalchemy.orm import Session
 
 from gateway.config import AdSource, LdapSource
 from gateway.directory import DirectoryEntry, IncompleteEntry, to_source_user
-from gateway.engine.plan import SourceUser
+from gateway.engine.plan import Outcome, SourceUser
 from gateway.engine.types import Trigger
 from gateway.jobs import Progress
 from gateway.users import AddBudget, Clock, SyncResult, UserService
 from store import jobs as job_queries
+from store import users as user_queries
 from store.db import Store
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,8 @@ log = logging.getLogger(__name__)
 READ_AHEAD = 2
 #: Records per transaction in the missing pass.
 MISSING_PAGE = 500
+#: New records after which the store's statistics are refreshed (and whenever they double).
+ANALYZE_AFTER = 5000
 
 
 class PagedDirectory(Protocol):
@@ -77,6 +80,7 @@ class BulkSync:
         with self._store.reading() as session:
             stored = job_queries.count_users(session, source_id)
         budget = AddBudget(max(0, self._source.user_limit - stored))
+        rows = analyzed = stored
         pages: queue.Queue[object] = queue.Queue(maxsize=READ_AHEAD)
         halt = threading.Event()
         reader = threading.Thread(
@@ -94,7 +98,13 @@ class BulkSync:
                 if isinstance(item, BaseException):
                     raise item
                 assert isinstance(item, _Page)
-                self._write(progress, item, budget)
+                rows += self._write(progress, item, budget)
+                if rows >= max(2 * analyzed, analyzed + ANALYZE_AFTER):
+                    # The planner must see the table grow, or every page of a first import
+                    # scans all the users written so far (PostgreSQL, store.users).
+                    with self._store.writing() as session:
+                        user_queries.analyze_users(session)
+                    analyzed = rows
                 if progress.stopping():
                     return False
         finally:
@@ -128,7 +138,7 @@ class BulkSync:
             if close is not None:
                 close()  # the generator's finally gives the connection back
 
-    def _write(self, progress: Progress, page: _Page, budget: AddBudget) -> None:
+    def _write(self, progress: Progress, page: _Page, budget: AddBudget) -> int:
         names = [(r.user_name, r.external_id) for r in page.reports]
 
         def alongside(session: Session, results: Sequence[SyncResult]) -> None:
@@ -141,7 +151,7 @@ class BulkSync:
             if page.unusable:
                 progress.count(session, details=details, not_synchronized=len(page.unusable))
 
-        self._users.apply_batch(
+        results = self._users.apply_batch(
             self._source.id,
             page.reports,
             Trigger.BULK,
@@ -149,6 +159,7 @@ class BulkSync:
             budget=budget,
             alongside=alongside,
         )
+        return sum(1 for result in results if result.outcome is Outcome.ADDED)
 
     def _missing(self, progress: Progress) -> bool:
         """Records the complete read did not see are gone from the source (SPEC §4.2)."""

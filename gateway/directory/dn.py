@@ -8,12 +8,16 @@ needs the schema): such a DN only fails to match, it never matches too much.
 """
 
 from collections.abc import Iterable
+from functools import lru_cache
 
 # One comparison rule for the whole gateway: the store's DN keys and the connector's scope
 # checks must agree on every DN.
 from gateway.names import dn_parts as dn_key
 
 __all__ = ["dn_key", "is_within"]
+
+# The roots are a handful of configured DNs, checked against every entry a bulk sync reads.
+_root_key = lru_cache(maxsize=256)(dn_key)
 
 
 def is_within(dn: str, roots: Iterable[str]) -> bool:
@@ -22,7 +26,7 @@ def is_within(dn: str, roots: Iterable[str]) -> bool:
     if key is None:
         return False
     for root in roots:
-        root_key = dn_key(root)
+        root_key = _root_key(root)
         if root_key is not None and len(key) >= len(root_key) and key[-len(root_key) :] == root_key:
             return True
     return False
