@@ -4,9 +4,9 @@ import argparse
 import logging
 import sys
 
-from bench import auth, ldap, scim
+from bench import auth, bulksync, ldap, scim
 
-BENCHMARKS = {"auth": auth, "ldap": ldap, "scim": scim}
+BENCHMARKS = {"auth": auth, "bulksync": bulksync, "ldap": ldap, "scim": scim}
 
 
 def main(argv: list[str] | None = None) -> int:
