@@ -239,6 +239,28 @@ def test_user_limit_leaves_the_rest_not_synchronized_limit_reached(
     assert len(set(limited)) == len(limited)
 
 
+class PageGate:
+    """Holds a bulk job after its first page until released, so a test acts on it mid-run
+    however fast the machine is (a quiet machine reads the 5,000 users in about a second)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.written = threading.Event()
+        self.release = threading.Event()
+        original = runtime.users.apply_batch
+
+        def gated(*args: Any, **kwargs: Any) -> Any:
+            results = original(*args, **kwargs)
+            if kwargs.get("seen_in_job") is not None:
+                self.written.set()
+                self.release.wait(60)
+            return results
+
+        runtime.users.apply_batch = gated  # type: ignore[method-assign]
+
+    def wait_written(self) -> None:
+        assert self.written.wait(60), "the job wrote no page"
+
+
 def test_a_stopped_run_keeps_what_it_wrote_and_skips_the_missing_pass(
     directory5k, store_url, gateways
 ):
@@ -252,13 +274,16 @@ def test_a_stopped_run_keeps_what_it_wrote_and_skips_the_missing_pass(
         for n in range(3)
     ]
     runtime.users.apply_batch(SOURCE, ghosts, Trigger.BULK)
+    gate = PageGate(runtime)
     started = runtime.jobs.start(SUPER, JobKind.BULK, SOURCE)
     asked: list[JobView] = []
 
     def stop_once_reading() -> None:
         # The API's counts move while the job runs (SPEC §5.3 progress).
+        gate.wait_written()
         wait_until(lambda: runtime.jobs.get(SUPER, started.id).counts.read, 60, "the first page")
         asked.append(runtime.jobs.stop(SUPER, started.id))
+        gate.release.set()
 
     stopper = threading.Thread(target=stop_once_reading)
     stopper.start()
@@ -295,10 +320,13 @@ def test_a_stop_asked_through_another_process_is_seen_at_the_next_page(
     runtime = gateways(gateway_config(store_url, slapd_source([server.url], page_size=100)))
     # Another gateway process on the same store: its Jobs does not run the job.
     other = Clocked(runtime, utcnow, owner="other-gateway")
+    gate = PageGate(runtime)
     try:
         started = runtime.jobs.start(SUPER, JobKind.BULK, SOURCE)
+        gate.wait_written()
         wait_until(lambda: job_row(runtime.store, started.id).read > 0, 60, "the first page")
         assert other.jobs.stop(SUPER, started.id).state is JobState.STOPPING
+        gate.release.set()
         stopped = wait_job(runtime.jobs, started.id)
     finally:
         other.close()
@@ -313,9 +341,12 @@ def test_a_job_running_at_shutdown_ends_interrupted_and_frees_the_source(
     server, _ = directory5k
     config = gateway_config(store_url, slapd_source([server.url], page_size=100))
     runtime = gateways(config)
+    gate = PageGate(runtime)
     started = runtime.jobs.start(SUPER, JobKind.BULK, SOURCE)
+    gate.wait_written()
     wait_until(lambda: job_row(runtime.store, started.id).read > 0, 60, "the first page")
 
+    gate.release.set()
     gateways.close(runtime)
 
     successor = gateways(config)
@@ -324,8 +355,11 @@ def test_a_job_running_at_shutdown_ends_interrupted_and_frees_the_source(
     assert job.ended_at is not None and 0 < job.read < READ
     assert job.added == count_users(successor.store)
     # The lease went with it: another gateway may run the source's job at once.
+    successor_gate = PageGate(successor)
     again = successor.jobs.start(SUPER, JobKind.BULK, SOURCE)
+    successor_gate.wait_written()
     successor.jobs.stop(SUPER, again.id)
+    successor_gate.release.set()
     assert wait_job(successor.jobs, again.id).state is JobState.STOPPED
 
 
@@ -334,6 +368,7 @@ def test_a_second_start_in_the_same_process_is_refused(directory5k, store_url, g
     the source's refresh share the source's lease, whoever holds it."""
     server, _ = directory5k
     runtime = gateways(gateway_config(store_url, slapd_source([server.url], page_size=100)))
+    gate = PageGate(runtime)
     first = runtime.jobs.start(SUPER, JobKind.BULK, SOURCE)
     try:
         with pytest.raises(JobRunning) as again:
@@ -345,7 +380,9 @@ def test_a_second_start_in_the_same_process_is_refused(directory5k, store_url, g
         for job in job_rows(runtime.store):
             if job.state in ("running", "stopping"):
                 runtime.jobs.stop(SUPER, job.id)
-                wait_job(runtime.jobs, job.id)
+        gate.release.set()
+        for job in job_rows(runtime.store):
+            wait_job(runtime.jobs, job.id)
     assert [job.id for job in job_rows(runtime.store)] == [first.id]
 
 
