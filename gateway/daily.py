@@ -8,7 +8,7 @@ source is running) gives the period back for a retry a little later.
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, time, timedelta
 
 from sqlalchemy.orm import Session
@@ -142,27 +142,32 @@ class Cleanup:
     def __call__(self, progress: Progress) -> bool:
         now = self._clock()
         created_before = now - timedelta(days=self._settings.cleanup_never_used_days)
-        after = ""
-        while True:
-            if progress.stopping():
-                return False
-            with self._store.reading() as session:
-                ids = job_queries.never_used(session, created_before, after, CLEANUP_PAGE)
-            if not ids:
-                break
-            after = ids[-1]
-            self._users.mark_never_used(ids, alongside=self._marked(progress))
         pending_before = now - timedelta(days=self._settings.pending_deletion_days)
-        after = ""
-        while True:
-            if progress.stopping():
-                return False
-            with self._store.reading() as session:
-                ids = job_queries.pending_since(session, pending_before, after, CLEANUP_PAGE)
-            if not ids:
-                return True
-            after = ids[-1]
+        for ids in self._pages(progress, lambda s, a: job_queries.never_used(
+            s, created_before, a, CLEANUP_PAGE
+        )):  # fmt: skip
+            self._users.mark_never_used(ids, alongside=self._marked(progress))
+        if progress.stopping():
+            return False
+        for ids in self._pages(progress, lambda s, a: job_queries.pending_since(
+            s, pending_before, a, CLEANUP_PAGE
+        )):  # fmt: skip
             self._users.purge(ids, before=pending_before, alongside=self._deleted(progress))
+        return not progress.stopping()
+
+    def _pages(
+        self, progress: Progress, query: Callable[[Session, str], list[str]]
+    ) -> Iterator[list[str]]:
+        """Pages of user ids in id order, each read in its own session, until none is left or
+        the job is asked to stop."""
+        after = ""
+        while not progress.stopping():
+            with self._store.reading() as session:
+                ids = query(session, after)
+            if not ids:
+                return
+            after = ids[-1]
+            yield ids
 
     @staticmethod
     def _marked(progress: Progress) -> Callable[[Session, Sequence[SyncResult]], None]:
