@@ -3,6 +3,7 @@
 
     python3 dev.py run [idgate serve options]   # start the gateway (SQLite, no config needed)
     python3 dev.py test [pytest options]        # run the whole test suite
+    python3 dev.py bench [--quick]              # every benchmark side by side (bench/README.md)
 
 Both create `.venv/` on first use and install idgate with the exact versions in
 constraints.txt; they reinstall when pyproject.toml or constraints.txt changes.
@@ -22,17 +23,19 @@ STAMP = VENV / ".idgate-installed"
 INPUTS = [ROOT / "pyproject.toml", ROOT / "constraints.txt"]
 
 
-def ensure_venv() -> None:
+def ensure_venv(extras: str = "test") -> None:
+    """Create .venv and install idgate with `extras` (pinned), unless already done."""
     if not (BIN / "python").exists():
         print("creating .venv ...", flush=True)
         venv.create(VENV, with_pip=True)
+    stamp = STAMP.with_name(f"{STAMP.name}-{extras.replace(',', '-')}")
     newest = max(p.stat().st_mtime for p in INPUTS)
-    if STAMP.exists() and STAMP.stat().st_mtime >= newest:
+    if stamp.exists() and stamp.stat().st_mtime >= newest:
         return
     print("installing idgate and its pinned dependencies into .venv ...", flush=True)
     pip = [str(BIN / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     subprocess.run(  # noqa: S603 - fixed argv, no shell
-        [*pip, "-c", str(ROOT / "constraints.txt"), "-e", f"{ROOT}[test]"], check=True, cwd=ROOT
+        [*pip, "-c", str(ROOT / "constraints.txt"), "-e", f"{ROOT}[{extras}]"], check=True, cwd=ROOT
     )
     # python-ldap (a real client the tests drive) compiles against OpenLDAP's headers; where
     # they are missing (Debian: libldap2-dev libsasl2-dev) its tests skip and say so.
@@ -48,20 +51,22 @@ def ensure_venv() -> None:
             " its tests will be skipped",
             flush=True,
         )
-    STAMP.touch()
+    stamp.touch()
 
 
 def main(argv: list[str]) -> int:
     if sys.version_info < (3, 11):  # noqa: UP036 - this check is for people running an older Python
         print(f"idgate needs Python 3.11 or newer; this is {sys.version.split()[0]}")
         return 2
-    if not argv or argv[0] not in {"run", "test"}:
+    if not argv or argv[0] not in {"run", "test", "bench"}:
         print(__doc__)
         return 2
-    ensure_venv()
     command, rest = argv[0], argv[1:]
+    ensure_venv("test,bench" if command == "bench" else "test")
     if command == "run":
         args = [str(BIN / "idgate"), "serve", *rest]
+    elif command == "bench":
+        args = [str(BIN / "python"), "-m", "bench", "all", *rest]
     else:
         args = [str(BIN / "python"), "-m", "pytest", *rest]
     return subprocess.run(args, cwd=ROOT, check=False).returncode  # noqa: S603 - no shell
