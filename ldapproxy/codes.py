@@ -9,6 +9,7 @@ from enum import IntEnum
 
 from gateway.auth import AuthOutcome, AuthReason
 from gateway.errors import IdgateError, InvalidInput, NotFound, PermissionDenied, UpstreamError
+from gateway.outages import Outage
 from gateway.passwords import PasswordRejected
 
 
@@ -76,3 +77,18 @@ def error_result(error: IdgateError) -> tuple[Code, str]:
     if isinstance(error, InvalidInput):
         return Code.UNWILLING_TO_PERFORM, str(error)
     return Code.OTHER, "the operation could not be completed"
+
+
+#: RFC 4511 §4.1.9: busy (51) "too busy to service the operation", unavailable (52) "a
+#: subsystem necessary to complete the operation is offline": the store is that subsystem.
+#: Both tell the client to try again later (a RADIUS server then tries its next server).
+_OUTAGES: dict[Outage, tuple[Code, str]] = {
+    Outage.BUSY: (Code.BUSY, "the gateway's store is busy"),
+    Outage.UNAVAILABLE: (Code.UNAVAILABLE, "the gateway's store is unavailable"),
+    Outage.FULL: (Code.UNAVAILABLE, "the gateway's store cannot write (out of space)"),
+}
+
+
+def outage_result(outage: Outage) -> tuple[Code, str]:
+    """The result of an operation that a store outage stopped."""
+    return _OUTAGES[outage]

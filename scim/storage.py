@@ -28,6 +28,7 @@ from starlette.concurrency import run_in_threadpool
 from gateway.errors import IdgateError, InvalidInput, NameTaken, NotFound, VersionMismatch
 from gateway.provisioning import EVERYTHING, Provisioning, Query
 from scim import mapping
+from scim.errors import store_error
 from scim.filters import ADMIN_USERS, GROUPS, USERS, Translator
 
 T = TypeVar("T")
@@ -55,6 +56,11 @@ async def _call(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await run_in_threadpool(function, *args, **kwargs)
     except IdgateError as exc:
         raise scim_error(exc) from exc
+    except Exception as exc:
+        outage = store_error(exc)
+        if outage is None:
+            raise
+        raise outage from exc
 
 
 def _bounds(request: SearchRequest[Any]) -> tuple[int, int]:

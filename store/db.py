@@ -6,14 +6,22 @@ foreign keys on. A write unit of work on SQLite starts with `BEGIN IMMEDIATE`, t
 lock up front: a deferred transaction that reads and then writes can fail at once with
 SQLITE_BUSY when another writer got there first, without waiting for the busy timeout.
 
-PostgreSQL is the store for several gateway processes; its driver is psycopg 3.
+PostgreSQL is the store for several gateway processes; its driver is psycopg 3. Its pool
+pings a connection before lending it (`pool_pre_ping`): after a server restart every pooled
+connection is dead, and the first unit of work on each would fail otherwise.
+
+`outage_of(exc)` tells the fronts which driver errors are an outage of the store (busy, down,
+full) rather than a bug, so that a client gets "try again later" and not an internal error.
 """
 
+import enum
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -60,6 +68,49 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_begin(connection: Connection) -> None:
         immediate = connection.get_execution_options().get(_WRITE, False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+class Outage(enum.Enum):
+    """A store failure that is not the caller's fault nor a bug: it passes, a retry may work."""
+
+    #: Another writer holds the lock past the busy timeout, the pool is exhausted, a deadlock.
+    BUSY = "busy"
+    #: The server cannot be reached, is shutting down or starting up; the connection was cut.
+    UNAVAILABLE = "unavailable"
+    #: The disk (or the database's quota) is full: nothing more can be written.
+    FULL = "full"
+
+
+# SQLite primary result codes (https://sqlite.org/rescode.html).
+_SQLITE_OUTAGES = {5: Outage.BUSY, 6: Outage.BUSY, 13: Outage.FULL, 14: Outage.UNAVAILABLE}
+_SQLITE_IOERR = 10
+# PostgreSQL SQLSTATEs (Appendix A): 53100 disk_full; class 53 otherwise insufficient
+# resources; 40001/40P01 serialization failure and deadlock; class 08 connection exceptions;
+# 57P01-57P03 admin/crash shutdown and "cannot connect now" (starting up).
+_PG_OUTAGES = {"53100": Outage.FULL, "40001": Outage.BUSY, "40P01": Outage.BUSY}
+_PG_CLASSES = {"53": Outage.BUSY, "08": Outage.UNAVAILABLE, "57": Outage.UNAVAILABLE}
+
+
+def outage_of(error: BaseException | None) -> Outage | None:
+    """The store outage `error` reports, or None when it is something else (a bug, a broken
+    constraint): what the fronts answer with "unavailable, try again", not "internal error"."""
+    if isinstance(error, sa_exc.TimeoutError):  # no pooled connection came free in time
+        return Outage.BUSY
+    if not isinstance(error, sa_exc.DBAPIError):
+        return None
+    if error.connection_invalidated:
+        return Outage.UNAVAILABLE
+    original = error.orig
+    if isinstance(original, sqlite3.Error):
+        code = getattr(original, "sqlite_errorcode", 0) & 0xFF
+        if code == _SQLITE_IOERR:  # a write that failed on the device (ENOSPC among them)
+            return Outage.FULL if "full" in str(original) else Outage.UNAVAILABLE
+        return _SQLITE_OUTAGES.get(code)
+    state = getattr(original, "sqlstate", None)
+    if isinstance(state, str):
+        return _PG_OUTAGES.get(state) or _PG_CLASSES.get(state[:2])
+    # psycopg raises an OperationalError without SQLSTATE when it cannot connect at all.
+    return Outage.UNAVAILABLE if isinstance(error, sa_exc.OperationalError) else None
 
 
 def _casefold(value: object) -> object:

@@ -1,0 +1,7 @@
+"""Store outages, as the fronts see them: the fronts never import the store (SPEC §1), so the
+store's classification of driver errors (`store.db.outage_of`) reaches them through here.
+A separate module from `gateway.errors`: the pure engine imports that one, never the store."""
+
+from store.db import Outage, outage_of
+
+__all__ = ["Outage", "outage_of"]
