@@ -28,10 +28,29 @@ from ldapproxy.schema import SourceSchema
 UNDEFINED = Const(None)
 #: The deepest nesting translated; deeper filters are refused before any recursion limit.
 MAX_DEPTH = 50
+#: The most and/or/not items and comparisons one filter may hold: SQLite refuses expression
+#: trees deeper than 1000, and compiling a query of thousands of terms took seconds of CPU
+#: (as in scim.filters). RADIUS servers and SSO agents send a handful.
+MAX_TERMS = 200
 
 
 class FilterTooDeep(Exception):
-    pass
+    """Nested deeper than MAX_DEPTH, or more than MAX_TERMS items in all."""
+
+
+def check_size(item: Any) -> None:
+    """Raises FilterTooDeep when `item` holds more than MAX_TERMS items (no recursion)."""
+    seen = 0
+    stack = [item]
+    while stack:
+        node = stack.pop()
+        seen += 1
+        if seen > MAX_TERMS:
+            raise FilterTooDeep
+        if isinstance(node, pureldap.LDAPFilter_and | pureldap.LDAPFilter_or):
+            stack.extend(node)
+        elif isinstance(node, pureldap.LDAPFilter_not):
+            stack.append(node.value)
 
 
 def _text(value: Any) -> str | None:
@@ -48,8 +67,10 @@ def translate(item: Any, schema: SourceSchema, depth: int = 0) -> Node:
     """The store filter equivalent to `item` for users of `schema`'s source.
 
     Raises:
-        FilterTooDeep: more than MAX_DEPTH levels of and/or/not.
+        FilterTooDeep: more than MAX_DEPTH levels of and/or/not, or MAX_TERMS items.
     """
+    if depth == 0:
+        check_size(item)
     if depth > MAX_DEPTH:
         raise FilterTooDeep
     if isinstance(item, pureldap.LDAPFilter_and):
@@ -142,8 +163,10 @@ def matches(
     as it is for users.
 
     Raises:
-        FilterTooDeep: more than MAX_DEPTH levels of and/or/not.
+        FilterTooDeep: more than MAX_DEPTH levels of and/or/not, or MAX_TERMS items.
     """
+    if depth == 0:
+        check_size(item)
     if depth > MAX_DEPTH:
         raise FilterTooDeep
     if isinstance(item, pureldap.LDAPFilter_and | pureldap.LDAPFilter_or):

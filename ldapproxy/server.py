@@ -35,9 +35,10 @@ from gateway.auth import AuthOutcome
 from gateway.config import Config
 from gateway.errors import IdgateError, NotFound, UpstreamError
 from gateway.names import dn_parts
+from gateway.outages import outage_of
 from gateway.search import Container, DirectoryTree, Found, Node, Scope, Target
 from ldapproxy import entries, filters, wire
-from ldapproxy.codes import Code, bind_result, error_result
+from ldapproxy.codes import Code, bind_result, error_result, outage_result
 from ldapproxy.schema import SourceSchema, schema_of
 
 log = logging.getLogger("idgate.ldap")
@@ -286,6 +287,8 @@ class Connection(protocol.Protocol, TimeoutMixin):
         result.addBoth(self._finished, operation)
 
     def _checked(self, handler: Callable[[wire.Request], Any], request: wire.Request) -> Any:
+        if isinstance(request.op, pureldap.LDAPUnbindRequest):
+            return handler(request)  # RFC 4511 §4.3: the connection ends, whatever it carries
         allowed = {wire.MANAGE_DSA_IT}
         if isinstance(request.op, pureldap.LDAPSearchRequest):
             allowed.add(wire.PAGED_RESULTS)
@@ -303,6 +306,14 @@ class Connection(protocol.Protocol, TimeoutMixin):
             error = LdapError(Code.PROTOCOL_ERROR, str(value))
         elif isinstance(value, IdgateError):
             error = LdapError(*error_result(value))
+        elif (outage := outage_of(value)) is not None:
+            log.warning(
+                "ldap operation refused, the store is %s: %s",
+                outage.value,
+                type(value).__name__,
+                extra={"peer": self._peer, "operation": type(request.op).__name__},
+            )
+            error = LdapError(*outage_result(outage))
         else:
             log.error(
                 "ldap operation failed: %s",
@@ -326,6 +337,11 @@ class Connection(protocol.Protocol, TimeoutMixin):
         controls: list[Any] | None = None,
         **extra: Any,
     ) -> None:
+        if isinstance(request.op, pureldap.LDAPAbandonRequest | pureldap.LDAPUnbindRequest):
+            # No response is defined for either (RFC 4511 §4.3, §4.11): a critical control
+            # refused on one means the operation is not performed, and nothing is sent
+            # (§4.1.11 asks for unavailableCriticalExtension only where a response exists).
+            return
         operation = self._operations.get(request.id)
         if operation is not None and operation.abandoned.is_set():
             return  # RFC 4511 §4.11: no response to an abandoned operation
@@ -533,7 +549,9 @@ class Connection(protocol.Protocol, TimeoutMixin):
                 )
             ]
         except filters.FilterTooDeep:
-            raise LdapError(Code.UNWILLING_TO_PERFORM, "filter nested too deeply") from None
+            raise LdapError(
+                Code.UNWILLING_TO_PERFORM, "filter nested too deeply or too large"
+            ) from None
 
     def _queries(self, targets: Sequence[Target], ldap_filter: Any) -> list[tuple[Target, Node]]:
         try:
@@ -542,7 +560,9 @@ class Connection(protocol.Protocol, TimeoutMixin):
                 for t in targets
             ]
         except filters.FilterTooDeep:
-            raise LdapError(Code.UNWILLING_TO_PERFORM, "filter nested too deeply") from None
+            raise LdapError(
+                Code.UNWILLING_TO_PERFORM, "filter nested too deeply or too large"
+            ) from None
 
     def _run_query(
         self,
@@ -658,7 +678,9 @@ class Connection(protocol.Protocol, TimeoutMixin):
         try:
             matched = filters.matches(ldap_filter, dict(user), self.services.known_attributes)
         except filters.FilterTooDeep:
-            raise LdapError(Code.UNWILLING_TO_PERFORM, "filter nested too deeply") from None
+            raise LdapError(
+                Code.UNWILLING_TO_PERFORM, "filter nested too deeply or too large"
+            ) from None
         if matched:
             self._send_entry(request.id, "", user, [], attributes, types_only)
         self._reply(request, Code.SUCCESS)

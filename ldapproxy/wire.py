@@ -58,8 +58,27 @@ class _Operations(pureldap.LDAPBERDecoderContext):  # type: ignore[misc]
     }
 
 
+class _StrictControls(pureldap.LDAPControls):  # type: ignore[misc]
+    """Controls [0] whose elements are decoded strictly: ldaptor's controls context has no
+    fallback, so an element of unknown tag there was printed to stdout and skipped."""
+
+    @classmethod
+    def fromBER(cls, tag: int, content: bytes, berdecoder: Any = None) -> Any:
+        context = pureldap.LDAPBERDecoderContext_LDAPControls(
+            fallback=_Strict(), inherit=berdecoder
+        )
+        return cls(pureber.berDecodeMultiple(content, context), tag=tag)
+
+
+class _Message(pureldap.LDAPBERDecoderContext_LDAPMessage):  # type: ignore[misc]
+    Identities: ClassVar[dict[int, type]] = {
+        **pureldap.LDAPBERDecoderContext_LDAPMessage.Identities,
+        pureldap.LDAPControls.tag: _StrictControls,
+    }
+
+
 def _decoder() -> Any:
-    return pureldap.LDAPBERDecoderContext_LDAPMessage(
+    return _Message(
         fallback=_Operations(fallback=_Strict()),
         inherit=_Operations(fallback=_Strict()),
     )
