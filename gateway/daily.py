@@ -245,12 +245,16 @@ class Scheduler:
         return started
 
     def run(self, stop: threading.Event, interval_seconds: float = 60.0) -> None:
-        """Tick every `interval_seconds` until `stop` is set (the gateway's scheduler thread)."""
-        while not stop.wait(interval_seconds):
+        """Tick at once, then every `interval_seconds` until `stop` is set (the gateway's
+        scheduler thread). A gateway started after the day's run time starts what is due
+        without waiting an interval; the period leases keep that to once across processes."""
+        while not stop.is_set():
             try:
                 self.tick()
             except Exception:  # the store may be down for a while; the next tick tries again
                 log.warning("the daily jobs' scheduler could not run", exc_info=True)
+            if stop.wait(interval_seconds):
+                return
 
 
 def _of(source_id: str | None) -> str:

@@ -449,3 +449,38 @@ def test_a_daily_job_that_cannot_start_is_tried_again_later(slapd, store_url, ga
     assert tasks(tick_together(pairs)) == [("refresh", SOURCE)]
     clock.advance(hours=1)
     assert tick_together(pairs) == []  # once started, it is done for the day
+
+
+class CountingScheduler(Scheduler):
+    """A scheduler whose ticks are counted; the first one fails as a store that is down."""
+
+    def __init__(self, stop_after: int) -> None:
+        self.ticks = 0
+        self._stop_after = stop_after
+        self.stop = threading.Event()
+
+    def tick(self) -> list[JobView]:
+        self.ticks += 1
+        if self.ticks >= self._stop_after:
+            self.stop.set()
+        if self.ticks == 1:
+            raise ConnectionError("the store is down")
+        return []
+
+
+def test_the_scheduler_ticks_at_start_without_waiting_an_interval():
+    """A gateway started after the day's run time starts what is due at once (not a minute
+    later); a failing tick is logged and the next one comes an interval later."""
+    scheduler = CountingScheduler(stop_after=1)
+    thread = threading.Thread(target=scheduler.run, args=(scheduler.stop, 3600.0))
+    thread.start()
+    thread.join(5)
+    assert not thread.is_alive()  # the first tick came at once, and stop ended the wait
+    assert scheduler.ticks == 1
+
+    again = CountingScheduler(stop_after=3)
+    thread = threading.Thread(target=again.run, args=(again.stop, 0.01))
+    thread.start()
+    thread.join(5)
+    assert not thread.is_alive()
+    assert again.ticks == 3  # the failed first tick did not end the loop
