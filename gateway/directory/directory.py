@@ -453,7 +453,9 @@ class Directory:
 
     def _attempts(self, pool: Pool[Link], what: str, operation: Callable[[Link], R]) -> R:
         for attempt in (1, 2):
-            with pool.lease() as lease:
+            # The retry opens a new connection: when a server dies, every idle connection to
+            # it is dead, and another pooled one would fail the same way.
+            with pool.lease(fresh=attempt == 2) as lease:
                 try:
                     return operation(lease.item)
                 except LIBRARY_ERRORS as exc:

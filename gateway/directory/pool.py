@@ -2,6 +2,8 @@
 
 `Pool.lease()` hands out an idle connection, or opens one while fewer than `size` exist; a
 caller that finds all `size` in use waits up to `wait_seconds`, then gets UpstreamTimeout.
+`lease(fresh=True)` opens a new connection even when idle ones wait: a caller retrying after
+the server dropped a pooled connection must not be handed its (equally dead) siblings.
 A lease ends by putting the connection back, unless the block raised or called `discard()`:
 then the connection is closed, since its state is unknown. An idle connection that `stale`
 judges unfit (given how long it sat idle) is closed when next taken and another is used.
@@ -60,8 +62,8 @@ class Pool(Generic[T]):
         self._closed = False
 
     @contextlib.contextmanager
-    def lease(self) -> Iterator[Lease[T]]:
-        """Borrow a connection for the block.
+    def lease(self, *, fresh: bool = False) -> Iterator[Lease[T]]:
+        """Borrow a connection for the block; with `fresh`, a newly opened one.
 
         Raises:
             UpstreamTimeout: every connection stayed busy for `wait_seconds`.
@@ -72,7 +74,7 @@ class Pool(Generic[T]):
         if not self._slots.acquire(timeout=self._wait):
             raise UpstreamTimeout(f"{self._name}: all {self._size} connections busy")
         try:
-            lease = Lease(*self._take())
+            lease = Lease(self._open(), False) if fresh else Lease(*self._take())
             try:
                 yield lease
             except BaseException:
