@@ -84,7 +84,7 @@ def serve(config_path: Path | None, log_level: str, log_format: str, only: str |
     from gateway.config import ConfigError
     from gateway.demo import DemoDirectory, banner
     from gateway.logs import configure_logging
-    from gateway.main import build  # the root pulls in both fronts
+    from gateway.main import ListenError, build  # the root pulls in both fronts
     from gateway.main import serve as run_server
     from store.errors import SchemaOutOfDate
 
@@ -111,7 +111,11 @@ def serve(config_path: Path | None, log_level: str, log_format: str, only: str |
         if demo is not None:
             click.echo(banner(urls), err=True)
 
-    run_server(runtime, only=only, demo=demo, started=started)
+    try:
+        run_server(runtime, only=only, demo=demo, started=started)
+    except ListenError as exc:
+        click.echo(f"idgate: {exc}", err=True)
+        sys.exit(1)
 
 
 @main.group()

@@ -9,6 +9,7 @@ import contextlib
 import dataclasses
 import logging
 import signal
+import socket
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from starlette.applications import Starlette
+from twisted.internet.error import CannotListenError
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
@@ -44,7 +46,6 @@ from gateway.tokens import BearerTokens
 from gateway.users import UserService, utcnow
 from ldapproxy.listen import Listeners, listen, tls_of
 from ldapproxy.server import Services
-from scim.app import ScimServices, create_app
 from store import users as store_users
 from store.db import Store
 from store.migrate import check_schema, upgrade
@@ -226,6 +227,33 @@ def _notify(config: Config) -> Callable[[str, Mapping[str, Any]], Any] | None:
     return notify
 
 
+class ListenError(Exception):
+    """A front could not listen where the configuration says: the address is taken, not this
+    host's, or needs privileges. The message names the setting."""
+
+
+def _bind(key: str, host: str, port: int) -> socket.socket:
+    """A bound TCP socket for the HTTP front (uvicorn listens on it).
+
+    Bound here rather than by uvicorn, which answers a taken port with `sys.exit`: that ends
+    the event loop under the LDAP front's shutdown and prints a traceback for a config error.
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise ListenError(f"{key}: cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise ListenError(f"{key}: cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    return sock
+
+
 class QuietServer(uvicorn.Server):
     """uvicorn without its own signal handlers: `serve` handles signals for both fronts."""
 
@@ -290,7 +318,19 @@ async def _serve(
         if only in (None, "ldap"):
             pool.start()
             services = ldap_services(runtime, reactor, pool)
-            listeners = listen(reactor, services, runtime.config.ldap)
+            try:
+                listeners = listen(reactor, services, runtime.config.ldap)
+            except CannotListenError as exc:
+                ldap_config = runtime.config.ldap
+                tls = (
+                    ldap_config.ldaps_listen is not None
+                    and exc.port == ldap_config.ldaps_listen.port
+                )
+                key = "ldap.ldaps_listen" if tls else "ldap.listen"
+                reason = getattr(exc.socketError, "strerror", None) or exc.socketError
+                raise ListenError(
+                    f"{key}: cannot listen on {exc.interface}:{exc.port}: {reason}"
+                ) from exc
             for scheme, host, port in listeners.addresses():
                 urls.append(f"{scheme}://{host}:{port}")
                 log.info("idgate LDAP listening on %s://%s:%d", scheme, host, port)
@@ -307,7 +347,8 @@ async def _serve(
                     lifespan="off",
                 )
             )
-            http_task = asyncio.create_task(http.serve())
+            sock = _bind("http.listen", http_config.host, http_config.port)
+            http_task = asyncio.create_task(http.serve(sockets=[sock]))
             while not http.started and not http_task.done():
                 await asyncio.sleep(0.01)
             if http_task.done():
@@ -338,9 +379,10 @@ async def _serve(
 def http_app(runtime: Runtime) -> Starlette:
     """The HTTP front: health, metrics, the SCIM endpoints and the admin API on this
     runtime's services."""
-    # Imported here, not with the other front imports at the top, to keep this wiring in one
-    # place while the module's head changes elsewhere; it may move up with them.
+    # Imported here: the HTTP front pulls in scim2-server and scim2-models (about 1.8 s of
+    # CPU), which `--only ldap`, the CLI's jobs and every `build()` without HTTP never need.
     from scim.admin import AdminServices
+    from scim.app import ScimServices, create_app
 
     return create_app(
         runtime.readiness.check,
