@@ -14,7 +14,7 @@ from scim2_models import Resource
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -95,7 +95,17 @@ def create_app(
         routes.append(Mount(ADMIN_PREFIX, app=create_admin_app(admin)))
     if scim is not None:
         routes += scim_routes(scim)
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, exception_handlers={404: _not_found})
+
+
+async def _not_found(request: Request, _: Exception) -> Response:
+    """A path no route matches. Under /scim a SCIM Error (RFC 7644 §3.12): a path holding a
+    decoded line break (`%0a`) matches no mount, since Starlette's path patterns stop there."""
+    if request.url.path.startswith("/scim/"):
+        return JSONResponse(
+            not_found_body("no such endpoint"), status_code=404, media_type="application/scim+json"
+        )
+    return PlainTextResponse("Not Found", status_code=404)
 
 
 def scim_routes(scim: ScimServices) -> list[Mount]:

@@ -10,6 +10,7 @@ import time
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any, TypeVar, Union, cast
+from urllib.parse import quote
 
 from pydantic import ValidationError
 from scim2_models import BaseModel as ScimModel
@@ -249,6 +250,16 @@ class Endpoint(ASGIApplication):
             request.base_url = f"{scope['scheme']}://{host}{root_path}"
         return request
 
+    def finalize_response(self, request: ScimRequest, response: ScimResponse) -> ScimResponse:
+        response = super().finalize_response(request, response)
+        # scim2-server answers every request with `Location: <the request's URL>`, whose path
+        # is percent-decoded: a `%00` or `%0a` in it would be a control character in a header
+        # (RFC 9110 §5.5), which the HTTP server refuses to send, dropping the connection.
+        for name in ("Location", "Content-Location"):
+            if name in response.headers:
+                response.headers[name] = quote(response.headers[name], safe=_URL_SAFE)
+        return response
+
     async def dispatch_request(self, request: ScimRequest) -> ScimResponse:
         if len(request.body) > MAX_BODY_BYTES:
             raise PayloadTooLargeException(detail=f"the body exceeds {MAX_BODY_BYTES} bytes")
@@ -263,6 +274,11 @@ class Endpoint(ASGIApplication):
                 raise UnauthorizedException(detail="a valid bearer token is required")
             request.subject = subject
         return await self.handler.handle(request)
+
+
+#: What `quote` leaves alone in a header's URL: RFC 3986's reserved characters and `%`
+#: (the URL's own escapes); controls, spaces and non-ASCII are percent-encoded.
+_URL_SAFE = ":/?#[]@!$&'()*+,;=%~"
 
 
 def _reads(service: ScimService, request: ScimRequest) -> bool:
