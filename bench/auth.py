@@ -18,6 +18,7 @@ import argparse
 import contextlib
 import json
 import os
+import resource
 import tempfile
 import time
 import uuid
@@ -32,6 +33,7 @@ from sqlalchemy import create_engine, func, select, text
 
 from bench.machine import cpu_seconds, environment
 from bench.measure import Attempt, AttemptFactory, Measurement, run_each, run_for, stateless
+from bench.result import MIB, Result, memory_mib
 from bench.users import BenchUser, generate, load
 from gateway.config import parse_config
 from gateway.main import Runtime, build
@@ -134,11 +136,17 @@ class Scenario:
 
 
 def run(args: argparse.Namespace) -> int:
+    return measure(args).code
+
+
+def measure(args: argparse.Namespace) -> Result:
+    """The whole run: its table printed, its JSON written (unless `--no-save`), its report
+    returned."""
     users_count = args.users or (QUICK_USERS if args.quick else DEFAULT_USERS)
     seconds = args.seconds or (QUICK_SECONDS if args.quick else DEFAULT_SECONDS)
     if args.store == "postgresql" and not args.database_url:
         print("--store postgresql needs --database-url or IDGATE_TEST_DATABASE_URL")
-        return 2
+        return Result(2)
     load_at_start = os.getloadavg()[0]
     if load_at_start > _BUSY_LOAD:
         print(
@@ -156,6 +164,11 @@ def run(args: argparse.Namespace) -> int:
         )
         with fresh_store(args.store, args.database_url) as store_url:
             scenarios = _measure(slapd, store_url, users, seconds, args)
+        # The gateway runs in this process (callers included); the peer is slapd.
+        peak_rss = {
+            "bench_process": _own_peak_rss_mib(),
+            "slapd": memory_mib(slapd.pid, "VmHWM"),
+        }
     finally:
         slapd.close()
     total = time.perf_counter() - began
@@ -170,6 +183,7 @@ def run(args: argparse.Namespace) -> int:
     }
     report = _report(parameters, load_seconds, scenarios, total)
     report["environment"]["load_average_1m_at_start"] = round(load_at_start, 2)
+    report["peak_rss_mib"] = peak_rss
     _print_table(report, scenarios)
     if not args.no_save:
         RESULTS.mkdir(exist_ok=True)
@@ -179,8 +193,13 @@ def run(args: argparse.Namespace) -> int:
     failed = {s.key: dict(s.measurement.failures) for s in scenarios if s.measurement.failures}
     if failed:
         print(f"FAILED authentications (the figures above include them): {failed}")
-        return 1
-    return 0
+        return Result(1, report)
+    return Result(0, report)
+
+
+def _own_peak_rss_mib() -> float:
+    """This process's peak RSS (`ru_maxrss` is in KiB on Linux)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / MIB, 1)
 
 
 def _measure(

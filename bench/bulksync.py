@@ -46,6 +46,7 @@ import ldap3
 
 from bench.auth import fresh_store
 from bench.machine import cpu_seconds, environment, first_line
+from bench.result import Result
 from bench.users import generate, load
 from gateway.config import LdapSource
 from gateway.directory.attributes import requested_attributes
@@ -242,6 +243,12 @@ class Bench:
 
 
 def run(args: argparse.Namespace) -> int:
+    return measure(args).code
+
+
+def measure(args: argparse.Namespace) -> Result:
+    """The whole run: its tables printed, its files written (unless `--no-save`), its report
+    returned."""
     users = args.users or (QUICK_USERS if args.quick else DEFAULT_USERS)
     repeat = args.repeat or (QUICK_REPEAT if args.quick else DEFAULT_REPEAT)
     stores = [s.strip() for s in args.stores.split(",") if s.strip()]
@@ -340,7 +347,8 @@ def run(args: argparse.Namespace) -> int:
         path.with_suffix(".md").write_text(markdown + "\n")
         print(f"\nresults: {path} and {path.with_suffix('.md').name}")
     problems = [p for backend in backends.values() for p in backend.problems]
-    return 1 if problems or any(not b.runs["rerun"] for b in backends.values()) else 0
+    failed = problems or any(not b.runs["rerun"] for b in backends.values())
+    return Result(1 if failed else 0, report)
 
 
 def _code_version() -> str:

@@ -18,6 +18,10 @@ latency, failures, the upstream's operations per bind and the CPU each process u
 bind; then the ratios.
 
 Targets (issue): gateway >= 0.4 x direct slapd, and above back-ldap (the bar to beat).
+
+`--sweep 1,2,4,8,16` then measures the three targets again at each of those numbers of
+clients (`--sweep-seconds` each, the targets interleaved at every level), for the plot of
+throughput against concurrency that `python -m bench all` draws.
 """
 
 import argparse
@@ -37,6 +41,7 @@ from bench.backldap import BackLdap
 from bench.machine import cpu_seconds, environment
 from bench.measure import Measurement
 from bench.pyspy import MODES, Profiler, print_profile, py_spy
+from bench.result import Result, memory_mib
 from bench.users import BenchUser, generate, load
 from tests.ldapproxy.gateway_process import GatewayError, GatewayProcess
 from tests.servers.process import ServerProcess
@@ -96,8 +101,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         " thread (py-spy must be in the venv: `.venv/bin/pip install py-spy`)",
     )
     parser.add_argument(
+        "--sweep",
+        type=_levels,
+        default=(),
+        help="comma-separated numbers of clients (e.g. 1,2,4,8,16): after the main"
+        " measurement, each target is measured again at each of them",
+    )
+    parser.add_argument(
+        "--sweep-seconds", type=float, help="duration per target and level (default --seconds)"
+    )
+    parser.add_argument(
         "--no-save", action="store_true", help=f"do not write the JSON result to {RESULTS}"
     )
+
+
+def _levels(text: str) -> tuple[int, ...]:
+    levels = tuple(int(part) for part in text.split(",") if part.strip())
+    if any(level < 1 for level in levels):
+        raise argparse.ArgumentTypeError("every level must be at least 1 client")
+    return levels
 
 
 # -- the run ---------------------------------------------------------------------------
@@ -159,6 +181,10 @@ class Outcome:
     notes: dict[str, str] = field(default_factory=dict)
     profile: dict[str, Any] | None = None
     profile_raw: str = ""
+    #: `--sweep`: clients -> target key -> what it gave.
+    sweep: dict[int, dict[str, Target]] = field(default_factory=dict)
+    #: Peak RSS (`VmHWM`) of each server process, read before it was stopped.
+    peak_rss_mib: dict[str, float | None] = field(default_factory=dict)
 
     def fail(self, key: str, why: str) -> None:
         self.notes[key] = f"not measured: {why}"
@@ -166,11 +192,17 @@ class Outcome:
 
 
 def run(args: argparse.Namespace) -> int:
+    return measure(args).code
+
+
+def measure(args: argparse.Namespace) -> Result:
+    """The whole run: its table printed, its JSON written (unless `--no-save`), its report
+    returned."""
     users_count = args.users or (QUICK_USERS if args.quick else DEFAULT_USERS)
     seconds = args.seconds or (QUICK_SECONDS if args.quick else DEFAULT_SECONDS)
     if args.profile and not py_spy().exists():
         print(f"--profile needs py-spy: {py_spy()} not found (`.venv/bin/pip install py-spy`)")
-        return 2
+        return Result(2)
     load_at_start = os.getloadavg()[0]
     if load_at_start > _BUSY_LOAD:
         print(
@@ -198,6 +230,8 @@ def run(args: argparse.Namespace) -> int:
         "profile": args.profile,
         "jit_interval_seconds": _JIT_INTERVAL,
         "back_ldap_single_conn": _BACK_LDAP_SINGLE_CONN,
+        "sweep": list(args.sweep),
+        "sweep_seconds": args.sweep_seconds or seconds,
     }
     report = _report(parameters, load_seconds, outcome, time.perf_counter() - began)
     report["environment"]["load_average_1m_at_start"] = round(load_at_start, 2)
@@ -218,9 +252,18 @@ def run(args: argparse.Namespace) -> int:
         for key, target in outcome.targets.items()
         if target.measurement.failures
     }
+    failed.update(
+        {
+            f"{key} x{clients}": dict(target.measurement.failures)
+            for clients, targets in outcome.sweep.items()
+            for key, target in targets.items()
+            if target.measurement.failures
+        }
+    )
     if failed:
         print(f"FAILED binds (the figures above include them): {failed}")
-    return 1 if failed or "gateway" not in outcome.targets else 0
+    code = 1 if failed or "gateway" not in outcome.targets else 0
+    return Result(code, report, outcome.profile_raw)
 
 
 def _measure_targets(
@@ -255,6 +298,10 @@ def _measure_targets(
             _measure_gateway(measure, gateway, len(users), seconds, args.profile, outcome)
         elif "gateway" not in outcome.notes:
             outcome.fail("gateway", "the gateway process ended before its turn")
+        if args.sweep:
+            _sweep(slapd, proxy, gateway, servers, users, args, seconds, outcome)
+        for name, server in servers.items():
+            outcome.peak_rss_mib[name] = memory_mib(server.pid, "VmHWM")
     finally:
         outcome.notes["gateway_stop"] = _stop(gateway)
         print(f"gateway stop: {outcome.notes['gateway_stop']}")
@@ -290,6 +337,35 @@ def _measure_gateway(
         if profiler is not None:
             outcome.profile = profiler.stop()
             outcome.profile_raw = profiler.raw
+
+
+def _sweep(
+    slapd: Slapd,
+    proxy: BackLdap,
+    gateway: GatewayProcess,
+    servers: Mapping[str, ServerProcess | None],
+    users: list[BenchUser],
+    args: argparse.Namespace,
+    seconds: float,
+    outcome: Outcome,
+) -> None:
+    """Each target again at each level of `--sweep`, the targets in turn at every level (so
+    that a change in the machine's load hits all three alike); the gateway's users are still
+    inside the JIT window the warm-up opened."""
+    urls = {"direct": slapd.url, "back-ldap": proxy.url}
+    if gateway.running and "warm" in outcome.targets:
+        urls["gateway"] = gateway.url
+    duration = args.sweep_seconds or seconds
+    for clients in args.sweep:
+        print(f"sweep: {clients} client{'s' if clients != 1 else ''}, {duration:g} s per target")
+        measure = _Measurer(slapd, servers, users, clients)
+        outcome.sweep[clients] = {}
+        for key, url in urls.items():
+            try:
+                outcome.sweep[clients][key] = measure.timed(key, url, duration)
+            except RuntimeError as exc:
+                outcome.notes[f"sweep {key} x{clients}"] = f"not measured: {exc}"
+                print(f"ERROR sweep {key} x{clients}: {exc}")
 
 
 def bench_source(upstream: Slapd) -> dict[str, Any]:
@@ -421,6 +497,11 @@ def _report(
             for (top, bottom), goal in RATIOS.items()
             for ratio in [_ratio(targets, top, bottom)]
         },
+        "peak_rss_mib": outcome.peak_rss_mib,
+        "sweep": {
+            str(clients): {key: target.as_dict() for key, target in targets.items()}
+            for clients, targets in outcome.sweep.items()
+        },
         "notes": outcome.notes,
         "profile": outcome.profile,
     }
@@ -469,6 +550,21 @@ def _print_table(report: dict[str, Any], outcome: Outcome) -> None:
             verdict = "met" if ratio["met"] else "MISSED"
             line += f"   (target >= {ratio['target']:.2f}: {verdict})"
         print(line)
+    if report["sweep"]:
+        print(
+            "\nbinds/s (p99 ms) by number of clients,"
+            f" {report['parameters']['sweep_seconds']:g} s each"
+        )
+        keys = ("direct", "back-ldap", "gateway")
+        print(f"{'clients':>8}" + "".join(f"{TITLES[key]:>26}" for key in keys))
+        for clients, targets in report["sweep"].items():
+            cells = [
+                f"{t['binds_per_second']:,.0f} ({t['p99_ms']:.1f})"
+                if (t := targets.get(key))
+                else "-"
+                for key in keys
+            ]
+            print(f"{clients:>8}" + "".join(f"{cell:>26}" for cell in cells))
     parameters, environment = report["parameters"], report["environment"]
     print(
         f"\n{parameters['users']:,} users, {parameters['concurrency']} client processes,"

@@ -44,6 +44,7 @@ from bench.auth import fresh_store
 from bench.machine import cpu_seconds, environment
 from bench.measure import Measurement
 from bench.pyspy import MODES, Profiler, print_profile, py_spy
+from bench.result import Result
 from bench.scimgateway import Loaded, ScimGateway, load_users
 from bench.scimref import ReferenceServer
 from bench.scimusers import user_name
@@ -203,6 +204,12 @@ class Size:
 
 
 def run(args: argparse.Namespace) -> int:
+    return measure(args).code
+
+
+def measure(args: argparse.Namespace) -> Result:
+    """The whole run: its tables printed, its files written (unless `--no-save`), its report
+    returned."""
     sizes = args.sizes or (QUICK_SIZES if args.quick else DEFAULT_SIZES)
     seconds = args.seconds or (QUICK_SECONDS if args.quick else DEFAULT_SECONDS)
     warmup = args.warmup if args.warmup is not None else (
@@ -210,7 +217,7 @@ def run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     if args.profile and not py_spy().exists():
         print(f"--profile needs py-spy: {py_spy()} not found (`.venv/bin/pip install py-spy`)")
-        return 2
+        return Result(2)
     stores = [s.strip() for s in args.stores.split(",") if s.strip()]
     notes: dict[str, str] = {}
     if "postgresql" in stores and not args.no_gateway:
@@ -294,7 +301,7 @@ def run(args: argparse.Namespace) -> int:
     if errors:
         print(f"ERRORS (the figures above include them): {errors}")
     unmeasured = [n for size in measured for n in size.notes.values() if "not measured" in n]
-    return 1 if errors or unmeasured else 0
+    return Result(1 if errors or unmeasured else 0, report, profile_raw)
 
 
 def _measure_size(
@@ -312,12 +319,8 @@ def _measure_size(
     print(f"\n== {size.users:,} users ==")
     with contextlib.ExitStack() as stack:
         if not args.no_reference:
-            reference = ReferenceServer(
-                size.users, token, free_port(), backlog=args.reference_backlog
-            )
-            stack.callback(reference.close)
             try:
-                reference.start()
+                reference = _start_reference(stack, size.users, token, args.reference_backlog)
                 print(
                     f"reference {reference.base_url}: {size.users:,} users loaded in"
                     f" {reference.load_seconds()} s (pid {reference.pid})"
@@ -422,6 +425,29 @@ def _measure(
         f" {overflow} listen-queue drops, load {result.load_average:.1f}"
     )
     return result
+
+
+#: Starts of the reference on a new port when the one picked was taken meanwhile (by another
+#: process on a shared machine, between `free_port()` and the reference's bind).
+_PORT_ATTEMPTS = 3
+
+
+def _start_reference(
+    stack: contextlib.ExitStack, users: int, token: str, backlog: int | None
+) -> ReferenceServer:
+    for attempt in range(1, _PORT_ATTEMPTS + 1):
+        reference = ReferenceServer(users, token, free_port(), backlog=backlog)
+        stack.callback(reference.close)
+        try:
+            reference.start()
+        except Exception as exc:
+            if "Address already in use" not in str(exc) or attempt == _PORT_ATTEMPTS:
+                raise
+            print(f"reference: port {reference.port} was taken meanwhile; another one")
+            reference.close()
+            continue
+        return reference
+    raise AssertionError("unreachable")
 
 
 def _prime(target: scimclients.Target, users: int) -> str | None:
