@@ -54,12 +54,16 @@ def check_size(item: Any) -> None:
 
 
 def _text(value: Any) -> str | None:
+    """The text of an LDAPString in a filter; None for anything else or not UTF-8 (an INTEGER
+    there must not become `bytes(n)`, n zero bytes)."""
     raw = value.value if hasattr(value, "value") else value
     if isinstance(raw, str):
         return raw
+    if not isinstance(raw, bytes):
+        return None
     try:
-        return bytes(raw).decode("utf-8")
-    except (UnicodeDecodeError, TypeError):
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
         return None
 
 

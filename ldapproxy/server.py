@@ -166,12 +166,15 @@ def _text(raw: Any) -> str:
     """A request's LDAPString as text (RFC 4511 §4.1.2: UTF-8).
 
     Raises:
-        LdapError: not UTF-8.
+        LdapError: not an OCTET STRING (ldaptor decodes any element there: `bytes(n)` of an
+            INTEGER n would be n zero bytes), or not UTF-8.
     """
     if isinstance(raw, str):
         return raw
+    if not isinstance(raw, bytes):
+        raise LdapError(Code.PROTOCOL_ERROR, "a string was expected")
     try:
-        return bytes(raw).decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError:
         raise LdapError(Code.PROTOCOL_ERROR, "string is not UTF-8") from None
 
@@ -430,8 +433,11 @@ class Connection(protocol.Protocol, TimeoutMixin):
         if scope is None:
             raise LdapError(Code.PROTOCOL_ERROR, "unknown search scope")
         attributes = [_text(a) for a in op.attributes]
-        if op.sizeLimit < 0 or op.timeLimit < 0:  # RFC 4511 §4.5.1: INTEGER (0 .. maxInt)
-            raise LdapError(Code.PROTOCOL_ERROR, "negative size or time limit")
+        limits = (op.sizeLimit, op.timeLimit)  # RFC 4511 §4.5.1: INTEGER (0 .. maxInt)
+        if not all(type(v) is int for v in limits) or min(limits) < 0:
+            raise LdapError(
+                Code.PROTOCOL_ERROR, "size and time limits are INTEGERs from 0 to maxInt"
+            )
         if not base and scope is Scope.BASE:
             self._root_dse(request, op.filter, attributes, bool(op.typesOnly))
             return None

@@ -58,15 +58,44 @@ class _Operations(pureldap.LDAPBERDecoderContext):  # type: ignore[misc]
     }
 
 
+def _is(item: Any, kind: Any) -> bool:
+    """`item` is a BER element of exactly the universal type `kind` (not an LDAP subclass)."""
+    return type(item) is kind and item.tag == kind.tag
+
+
+class _StrictControl(pureldap.LDAPControl):  # type: ignore[misc]
+    """Control ::= SEQUENCE { controlType LDAPOID, criticality BOOLEAN DEFAULT FALSE,
+    controlValue OCTET STRING OPTIONAL } (RFC 4511 §4.1.11), checked element by element.
+
+    ldaptor takes any element in any place there: a controlType or controlValue sent as an
+    INTEGER n became `bytes(n)`, n zero bytes (2 GiB for maxInt) or, for n < 0, a
+    ValueError raised past every handler ("negative count", found by the fuzzer).
+    """
+
+    @classmethod
+    def fromBER(cls, tag: int, content: bytes, berdecoder: Any = None) -> Any:
+        items = pureber.berDecodeMultiple(content, berdecoder)
+        if not items or not _is(items[0], pureber.BEROctetString):
+            raise BadMessage("malformed control: controlType is not an OCTET STRING")
+        rest = items[1:]
+        critical = rest.pop(0).value if rest and _is(rest[0], pureber.BERBoolean) else None
+        value = rest.pop(0).value if rest and _is(rest[0], pureber.BEROctetString) else None
+        if rest:
+            raise BadMessage("malformed control")
+        return cls(items[0].value, criticality=critical, controlValue=value, tag=tag)
+
+
+class _ControlsContext(pureldap.LDAPBERDecoderContext_LDAPControls):  # type: ignore[misc]
+    Identities: ClassVar[dict[int, type]] = {pureldap.LDAPControl.tag: _StrictControl}
+
+
 class _StrictControls(pureldap.LDAPControls):  # type: ignore[misc]
     """Controls [0] whose elements are decoded strictly: ldaptor's controls context has no
     fallback, so an element of unknown tag there was printed to stdout and skipped."""
 
     @classmethod
     def fromBER(cls, tag: int, content: bytes, berdecoder: Any = None) -> Any:
-        context = pureldap.LDAPBERDecoderContext_LDAPControls(
-            fallback=_Strict(), inherit=berdecoder
-        )
+        context = _ControlsContext(fallback=_Strict(), inherit=berdecoder)
         return cls(pureber.berDecodeMultiple(content, context), tag=tag)
 
 
@@ -148,6 +177,9 @@ def decode(frame: bytes) -> Request:
     assert header is not None
     try:
         message = pureldap.LDAPMessage.fromBER(_SEQUENCE, frame[header[0] :], _MESSAGE)
+        controls = tuple(
+            Control(oid, bool(critical), value) for oid, critical, value in message.controls or ()
+        )
     except BadMessage:
         raise
     except Exception as exc:  # ldaptor raises asserts, IndexError, its own BER errors
@@ -156,10 +188,6 @@ def decode(frame: bytes) -> Request:
         raise BadMessage("not a request")
     if not isinstance(message.id, int) or not 0 <= message.id <= 2**31 - 1:
         raise BadMessage("bad messageID")
-    controls = tuple(
-        Control(bytes(oid), bool(critical), None if value is None else bytes(value))
-        for oid, critical, value in message.controls or ()
-    )
     return Request(message.id, message.value, controls)
 
 
