@@ -7,10 +7,18 @@ their argon2 hash in the store.
 
 What the caller learns is the outcome's reason. Unknown users and wrong passwords give the
 same reason, and take the same path upstream: a name the directory does not know is still
-answered with a bind (to a DN that cannot exist), so the two cost the same round trips.
+answered with a bind (to a DN that cannot exist). The work around that bind still differs (a
+user in the JIT window needs no read, an unknown name is read upstream first, a user whose
+sync is due is read and written back), so `RefusalPacer` makes both kinds of refusal take
+the same time (tests/resilience/test_timing.py measures it through the LDAP front).
 """
 
+import functools
 import logging
+import statistics
+import threading
+import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -85,6 +93,49 @@ _REASON_FOR_RECORD = {
 }
 
 
+@functools.cache
+def _decoy_hash() -> str:
+    """A real argon2 hash with the production parameters, made once per process: hashing
+    costs about 0.25 s of CPU, and every runtime builds an Authenticator."""
+    return hash_secret("idgate-decoy-password")
+
+
+class RefusalPacer:
+    """Refusals for invalid credentials take as long as the slower kind of refusal typically
+    does (the median of its last `samples`): a name the store holds, or a name it does not.
+
+    Otherwise the latency of a wrong password tells a client which names exist, although the
+    answer does not (SPEC §6: "the same answer in the same time"). The wait never exceeds
+    what the slower kind costs (and `most`), time a client can make the gateway spend anyway
+    by sending that kind of name, so pacing takes no capacity from the thread pool that an
+    attacker could not.
+    """
+
+    def __init__(
+        self,
+        samples: int = 64,
+        most: float = 0.5,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._most = most
+        self._monotonic = monotonic
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._took: dict[bool, deque[float]] = {k: deque(maxlen=samples) for k in (False, True)}
+
+    def settle(self, known: bool, started: float) -> None:
+        """A refusal that began at `started` (`monotonic`): wait until the paced time."""
+        took = self._monotonic() - started
+        with self._lock:
+            self._took[known].append(took)
+            target = max(statistics.median(t) for t in self._took.values() if t)
+        wait = min(target, self._most) - took
+        if wait > 0:
+            self._sleep(wait)
+
+
 class Authenticator:
     """Checks simple binds. Blocking: the LDAP front calls it from its thread pool."""
 
@@ -100,6 +151,7 @@ class Authenticator:
         *,
         clock: Callable[[], datetime],
         report_jit: Callable[[str, str], None] | None = None,
+        pacer: RefusalPacer | None = None,
     ) -> None:
         self._config = config
         self._store = store
@@ -112,7 +164,8 @@ class Authenticator:
         #: Told (source id, freshness) of every JIT decision, for the metrics.
         self._report_jit = report_jit or (lambda source, freshness: None)
         # Verified against when a local/SCIM name is unknown, so both cost one argon2 check.
-        self._decoy_hash = hash_secret("idgate-decoy-password")
+        self._decoy_hash = _decoy_hash()
+        self._pacer = pacer or RefusalPacer()
 
     def authenticate(self, name: str, password: str) -> AuthOutcome:
         """Authenticate a simple bind.
@@ -122,20 +175,29 @@ class Authenticator:
         """
         if not password:
             return _REFUSED
+        started = time.monotonic()
         candidates = subjects(name, self._config)
         last = _REFUSED
+        known = False
         for subject in candidates:
-            outcome = self._attempt(subject, password)
+            outcome, found = self._attempt(subject, password)
+            known = known or found
             if outcome.reason is not AuthReason.INVALID_CREDENTIALS or outcome.user_id:
-                return outcome
+                return self._paced(outcome, known, started)
             last = outcome
         if not candidates:
             # No source can hold this name; cost the same as a name a source does not know.
             verify_secret(self._decoy_hash, password)
-        return last
+        return self._paced(last, known, started)
 
-    def _attempt(self, subject: Subject, password: str) -> AuthOutcome:
-        """One source's answer, behind that user's failure limit (SPEC §6).
+    def _paced(self, outcome: AuthOutcome, known: bool, started: float) -> AuthOutcome:
+        if outcome.reason is AuthReason.INVALID_CREDENTIALS and not outcome.password_verified:
+            self._pacer.settle(known, started)
+        return outcome
+
+    def _attempt(self, subject: Subject, password: str) -> tuple[AuthOutcome, bool]:
+        """One source's answer, behind that user's failure limit (SPEC §6), and whether the
+        store holds a record of that name.
 
         The limit counts failures per user, whatever form of the name the client used (a DN,
         a UPN and DOMAIN\\user all reach one AD account and its lockout counter); a name with
@@ -144,7 +206,8 @@ class Authenticator:
         cached = lookup(self._store, subject)
         key = cached.id if cached else f"{subject.source.id}/{subject.key}"
         if self._limiter.blocked(key):
-            return AuthOutcome(AuthReason.RATE_LIMITED, source_id=subject.source.id)
+            limited = AuthOutcome(AuthReason.RATE_LIMITED, source_id=subject.source.id)
+            return limited, cached is not None
         if isinstance(subject.source, LdapSource | AdSource):
             outcome = self._directory_bind(subject, password, cached)
         else:
@@ -157,7 +220,7 @@ class Authenticator:
             self._limiter.failed(key)
             if outcome.user_id and outcome.user_id != key:
                 self._limiter.failed(outcome.user_id)
-        return outcome
+        return outcome, cached is not None
 
     # -- directory users ---------------------------------------------------------------------
 

@@ -12,7 +12,6 @@ import logging
 import re
 import time
 from collections.abc import Iterator
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +19,9 @@ import pytest
 from httpx2 import Response
 from pydantic import BaseModel
 
-import gateway.auth
 from gateway.errors import NotFound
 from gateway.jobs import CATEGORIES, JobKind, Jobs, Progress, Work
 from gateway.main import Runtime
-from gateway.secrets import hash_secret
 from gateway.users import utcnow
 from scim.admin import PREFIX, ROUTES, models
 from scim.admin.call import AdminRoute
@@ -56,19 +53,6 @@ JOB_KEYS = {
     "id", "kind", "source", "state", "requested_by", "started_at", "ended_at", "error",
     "batch", "counts",
 }  # fmt: skip
-
-
-@pytest.fixture(autouse=True)
-def _one_decoy_hash(monkeypatch: pytest.MonkeyPatch) -> None:
-    # `build` hashes the authenticator's decoy password with argon2 (~0.4 s) for every
-    # runtime; hashed once per session, each test's runtime costs a tenth of that. The admin
-    # API never binds, so the decoy's hash does not matter here.
-    monkeypatch.setattr(gateway.auth, "hash_secret", _decoy_hash)
-
-
-@cache
-def _decoy_hash(secret: str) -> str:
-    return hash_secret(secret)
 
 
 @pytest.fixture
