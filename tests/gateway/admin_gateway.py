@@ -19,13 +19,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from gateway.secrets import hash_secret
 from tests.ldapproxy.gateway_process import (
     IDGATE,
     GatewayProcess,
-    _idgate,
     clean_environment,
     free_port,
+    hashed,
+    migrated_store,
     to_toml,
 )
 from tests.servers.ldap_client import accepts
@@ -71,7 +71,7 @@ class AdminGateway(GatewayProcess):
             self.port = free_port()
             self.http_port = free_port()
             self.config_path.write_text(to_toml(self.document()))
-            _idgate("db", "upgrade", "--config", str(self.config_path))
+            migrated_store(self.store_path)
         command = [
             str(IDGATE), "serve", "--config", str(self.config_path),
             "--log-format", "json", "--log-level", self.log_level,
@@ -82,7 +82,7 @@ class AdminGateway(GatewayProcess):
         document = super().document()
         document["http"] = {"listen": f"127.0.0.1:{self.http_port}"}
         document["admins"] = [
-            {"name": name, "role": role, "token_hash": hash_secret(token)}
+            {"name": name, "role": role, "token_hash": hashed(token)}
             for name, role, token in self.admins
         ]
         return document

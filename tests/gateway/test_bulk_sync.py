@@ -1,10 +1,11 @@
 """Bulk sync jobs (SPEC §5.3) end to end: `gateway.main.build` against real slapd servers
-loaded offline with thousands of users, on SQLite and PostgreSQL.
+loaded offline with 1,500 users, on SQLite and PostgreSQL.
 
 Seed users under ou=people take part in every run: alice, dave and frank are added; bob
 (pwdAccountLockedTime) and carol (shadowExpire 1) are "not synchronized" with their reason.
-The 5,000-user directory of this module is shared by the tests that only read it; tests that
-change a directory use their own (`slapd_factory`).
+The 1,500-user directory of this module (four pages of 500, more users than the 400 a
+details list keeps) is shared by the tests that only read it; tests that change a directory
+use their own (`slapd_factory`).
 """
 
 import json
@@ -57,7 +58,10 @@ from tests.servers.slapd import Slapd
 pytestmark = pytest.mark.slapd
 
 ROOT = Path(__file__).resolve().parents[2]
-BENCH = 5000
+BENCH = 1500
+#: The user limit of the limit test: the 503 enabled users past it, with bob and carol, are
+#: more than a details list keeps (400).
+LIMIT = 1000
 #: What a run over the module's directory reads: the bench users and the five seed users
 #: of ou=people (erin is under ou=contractors, out of scope).
 READ = BENCH + len(SEED_ADDED) + len(SEED_NOT_SYNCHRONIZED)
@@ -69,8 +73,8 @@ def expected(**counts: int) -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def directory5k() -> Iterator[tuple[Slapd, list[BenchUser]]]:
-    """The seed plus 5,000 bench users; read, never changed, by the tests below."""
+def bench_directory() -> Iterator[tuple[Slapd, list[BenchUser]]]:
+    """The seed plus the bench users; read, never changed, by the tests below."""
     with loaded_slapd(BENCH) as loaded:
         yield loaded
 
@@ -119,7 +123,7 @@ def test_bulk_runs_count_add_unchanged_update_and_disable_exactly(
     assert set(rows) == {u.uid for u in bench} | set(SEED_ADDED)
     assert dict(details_of(store, first.id, "not_synchronized")) == SEED_NOT_SYNCHRONIZED
     added = details_of(store, first.id, "added")
-    assert len(added) == 400  # sync.details_limit: 400 of the 5,003 are listed
+    assert len(added) == 400  # sync.details_limit: 400 of the 1,503 are listed
     assert {reason for _, reason in added} == {"new in the source"}
     assert {name for name, _ in added} <= set(rows)
     assert runtime.jobs.details(SUPER, first.id, category="added") == runtime.jobs.details(
@@ -212,25 +216,25 @@ def test_bulk_runs_count_add_unchanged_update_and_disable_exactly(
 
 
 def test_user_limit_leaves_the_rest_not_synchronized_limit_reached(
-    directory5k, store_url, gateways
+    bench_directory, store_url, gateways
 ):
-    server, bench = directory5k
-    runtime = gateways(gateway_config(store_url, slapd_source([server.url], user_limit=4000)))
+    server, bench = bench_directory
+    runtime = gateways(gateway_config(store_url, slapd_source([server.url], user_limit=LIMIT)))
 
     job = bulk(runtime)
 
-    # 5,003 enabled users, 4,000 fit: 1,003 are "limit reached", beside bob and carol.
-    over = ENABLED - 4000
+    # 1,503 enabled users, 1,000 fit: 503 are "limit reached", beside bob and carol.
+    over = ENABLED - LIMIT
     assert job.state is JobState.SUCCEEDED
     assert counts_of(job) == expected(
-        read=READ, added=4000, not_synchronized=over + len(SEED_NOT_SYNCHRONIZED)
+        read=READ, added=LIMIT, not_synchronized=over + len(SEED_NOT_SYNCHRONIZED)
     )
     rows = user_rows(runtime.store)
-    assert len(rows) == 4000
+    assert len(rows) == LIMIT
     left_out = ({u.uid for u in bench} | set(SEED_ADDED)) - set(rows)
     assert len(left_out) == over
     listed = details_of(runtime.store, job.id, "not_synchronized")
-    assert len(listed) == 400  # capped: 1,005 not synchronized, 400 listed
+    assert len(listed) == 400  # capped: 505 not synchronized, 400 listed
     limited = [name for name, reason in listed if reason == LIMIT_REACHED]
     others = {name: reason for name, reason in listed if reason != LIMIT_REACHED}
     assert others.items() <= SEED_NOT_SYNCHRONIZED.items()
@@ -241,7 +245,7 @@ def test_user_limit_leaves_the_rest_not_synchronized_limit_reached(
 
 class PageGate:
     """Holds a bulk job after its first page until released, so a test acts on it mid-run
-    however fast the machine is (a quiet machine reads the 5,000 users in about a second)."""
+    however fast the machine is (a quiet machine reads the bench users in well under a second)."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.written = threading.Event()
@@ -262,9 +266,9 @@ class PageGate:
 
 
 def test_a_stopped_run_keeps_what_it_wrote_and_skips_the_missing_pass(
-    directory5k, store_url, gateways
+    bench_directory, store_url, gateways
 ):
-    server, _ = directory5k
+    server, _ = bench_directory
     runtime = gateways(
         gateway_config(store_url, slapd_source([server.url], page_size=100), details_limit=7)
     )
@@ -314,9 +318,9 @@ def test_a_stopped_run_keeps_what_it_wrote_and_skips_the_missing_pass(
 
 
 def test_a_stop_asked_through_another_process_is_seen_at_the_next_page(
-    directory5k, store_url, gateways
+    bench_directory, store_url, gateways
 ):
-    server, _ = directory5k
+    server, _ = bench_directory
     runtime = gateways(gateway_config(store_url, slapd_source([server.url], page_size=100)))
     # Another gateway process on the same store: its Jobs does not run the job.
     other = Clocked(runtime, utcnow, owner="other-gateway")
@@ -336,9 +340,9 @@ def test_a_stop_asked_through_another_process_is_seen_at_the_next_page(
 
 
 def test_a_job_running_at_shutdown_ends_interrupted_and_frees_the_source(
-    directory5k, store_url, gateways
+    bench_directory, store_url, gateways
 ):
-    server, _ = directory5k
+    server, _ = bench_directory
     config = gateway_config(store_url, slapd_source([server.url], page_size=100))
     runtime = gateways(config)
     gate = PageGate(runtime)
@@ -363,10 +367,10 @@ def test_a_job_running_at_shutdown_ends_interrupted_and_frees_the_source(
     assert wait_job(successor.jobs, again.id).state is JobState.STOPPED
 
 
-def test_a_second_start_in_the_same_process_is_refused(directory5k, store_url, gateways):
+def test_a_second_start_in_the_same_process_is_refused(bench_directory, store_url, gateways):
     """One job at a time per source, also within one process (SPEC §5.3): a bulk job and
     the source's refresh share the source's lease, whoever holds it."""
-    server, _ = directory5k
+    server, _ = bench_directory
     runtime = gateways(gateway_config(store_url, slapd_source([server.url], page_size=100)))
     gate = PageGate(runtime)
     first = runtime.jobs.start(SUPER, JobKind.BULK, SOURCE)

@@ -4,7 +4,7 @@ and a PostgreSQL schema of its own per scenario.
 - `FullGateway`: `idgate serve --config F` (both fronts) like `AdminGateway`, but on the store
   it is given (a PostgreSQL URL, or SQLite in its temp dir), with `scim` sources whose bearer
   tokens it knows in clear, and more `[sync]`/`[ldap]`/`[http]` keys. Several may share one
-  store: each writes its own config and runs `idgate db upgrade` (idempotent) before serving.
+  store: each brings it to the head revision (as `idgate db upgrade` does; idempotent) first.
 - `fresh_pg_schema(url)`: a new schema on the test server, its URL scoped to it with
   `search_path`, dropped afterwards (several processes must see the same empty store, which the
   session-wide `pg_schema_url` fixture cannot promise).
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
+import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -25,16 +26,26 @@ from typing import Any
 import httpx
 from sqlalchemy import create_engine, text
 
-from gateway.secrets import hash_secret
+from store.db import make_engine
+from store.migrate import upgrade
 from tests.gateway.admin_gateway import SUPER_TOKEN, AdminGateway
-from tests.ldapproxy.gateway_process import IDGATE, _idgate, clean_environment, free_port, to_toml
+from tests.ldapproxy.gateway_process import (
+    IDGATE,
+    clean_environment,
+    free_port,
+    hashed,
+    migrated_store,
+    to_toml,
+)
 
 __all__ = ["FullGateway", "admin_client", "fresh_pg_schema", "scim_client", "scim_source"]
+
+_UPGRADING = threading.Lock()
 
 
 def scim_source(source_id: str, token: str, **overrides: Any) -> dict[str, Any]:
     """A SCIM provisioning source (SPEC §3): clients present `token` as a Bearer token."""
-    return {"id": source_id, "kind": "scim", "token_hash": hash_secret(token), **overrides}
+    return {"id": source_id, "kind": "scim", "token_hash": hashed(token), **overrides}
 
 
 class FullGateway(AdminGateway):
@@ -82,7 +93,17 @@ class FullGateway(AdminGateway):
             self.port = free_port()
             self.http_port = free_port()
             self.config_path.write_text(to_toml(self.document()))
-            _idgate("db", "upgrade", "--config", str(self.config_path))
+            if self._store is None:
+                migrated_store(self.store_path)
+            else:
+                # What `idgate db upgrade` runs, in this process (idempotent; a Python start
+                # less). One at a time: alembic's context is process-global.
+                with _UPGRADING:
+                    engine = make_engine(self._store)
+                    try:
+                        upgrade(engine)
+                    finally:
+                        engine.dispose()
         command = [
             str(IDGATE), "serve", "--config", str(self.config_path),
             "--log-format", "json", "--log-level", self.log_level,

@@ -22,6 +22,9 @@ from tests.ldapproxy.conftest import running
 from tests.resilience.support import FullGateway, scim_client, scim_source
 from tests.servers.slapd import Slapd
 
+# One worker runs the whole module: its servers are module-scoped (pytest-xdist loadgroup).
+pytestmark = pytest.mark.xdist_group("bind_refusals")
+
 SUCCESS = 0
 AUTH_METHOD_NOT_SUPPORTED = 7
 INVALID_CREDENTIALS = 49

@@ -46,7 +46,8 @@ from tests.resilience.faults_support import (
 from tests.servers.slapd import Slapd
 from tests.servers.tls import make_tls_files
 
-pytestmark = pytest.mark.slapd
+# One worker runs the whole module: its servers are module-scoped (pytest-xdist loadgroup).
+pytestmark = [pytest.mark.slapd, pytest.mark.xdist_group("directory_faults")]
 
 CLIENTS = 8
 

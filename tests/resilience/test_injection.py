@@ -30,6 +30,9 @@ from tests.ldapproxy.conftest import running
 from tests.ldapproxy.gateway_process import SERVICE_DN, SERVICE_PASSWORD, GatewayProcess
 from tests.servers.slapd import Slapd
 
+# One worker runs the whole module: its servers are module-scoped (pytest-xdist loadgroup).
+pytestmark = pytest.mark.xdist_group("injection")
+
 SUCCESS = 0
 INVALID_CREDENTIALS = 49
 ALICE_DN = f"uid=alice,{PEOPLE}"

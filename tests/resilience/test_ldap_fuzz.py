@@ -50,6 +50,9 @@ from tests.resilience.fuzz_support import (
 )
 from tests.servers.slapd import Slapd
 
+# One worker runs the whole module: its servers are module-scoped (pytest-xdist loadgroup).
+pytestmark = pytest.mark.xdist_group("ldap_fuzz")
+
 DEFAULT_CASES = 3000
 BATCH = 10
 VARIANTS = 19  # mutated copies of each case: a batch is BATCH * (1 + VARIANTS) cases

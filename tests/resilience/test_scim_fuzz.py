@@ -51,6 +51,9 @@ from tests.resilience.fuzz_support import (
 )
 from tests.resilience.support import FullGateway, scim_client, scim_source
 
+# One worker runs the whole module: its servers are module-scoped (pytest-xdist loadgroup).
+pytestmark = pytest.mark.xdist_group("scim_fuzz")
+
 DEFAULT_CASES = 3000
 BATCH = 20
 CASES = fuzz_cases(DEFAULT_CASES)

@@ -26,7 +26,8 @@ from tests.resilience.support import FullGateway, admin_client, fresh_pg_schema
 from tests.servers.slapd import Slapd
 from tests.store_fixtures import PG_URL
 
-pytestmark = pytest.mark.slapd
+# One worker runs the whole module: its servers are module-scoped (pytest-xdist loadgroup).
+pytestmark = [pytest.mark.slapd, pytest.mark.xdist_group("several_gateways")]
 
 PASSWORD = "three-gateways-pw"
 SOURCE = "corp"

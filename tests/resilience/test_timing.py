@@ -34,6 +34,9 @@ from tests.ldapproxy.conftest import running
 from tests.ldapproxy.gateway_process import GatewayProcess
 from tests.servers.slapd import Slapd
 
+# One worker runs the whole module: its servers are module-scoped (pytest-xdist loadgroup).
+pytestmark = pytest.mark.xdist_group("timing")
+
 SAMPLES = 300
 WARMUP = 20
 #: The medians may differ by this fraction of the larger one.

@@ -116,6 +116,7 @@ def freeradius_factory() -> Iterator[Callable[..., FreeRadius]]:
 # -- Samba Active Directory ------------------------------------------------------------------
 
 SAMBA_FIXTURES = frozenset({"samba_ad"})
+SAMBA_GROUP = "samba"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -123,9 +124,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:
-    # Per item, as it is collected: before `-m` deselects in pytest_collection_modifyitems.
+    # Per item, as it is collected: before `-m` deselects and before pytest-xdist turns the
+    # group into a node-id suffix, both in pytest_collection_modifyitems.
     if SAMBA_FIXTURES.intersection(getattr(item, "fixturenames", ())):
         item.add_marker(pytest.mark.samba)
+        # One DC per test process costs ~7 s of provisioning and start: under
+        # `-n 2 --dist loadgroup` every test that needs it runs on the same worker.
+        item.add_marker(pytest.mark.xdist_group(SAMBA_GROUP))
 
 
 @pytest.fixture(scope="session")

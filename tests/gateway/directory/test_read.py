@@ -29,7 +29,9 @@ def test_read_by_entry_uuid(corp: Directory) -> None:
 
 @pytest.mark.parametrize(
     "external_id",
-    [str(uuid.uuid4()), "not-a-uuid", "", "*", "*)(uid=*", "\x00", "a\udc80"],
+    # A well-formed UUID that no entry has; fixed, since the ids of parameters must be the
+    # same in every pytest-xdist worker.
+    ["5f0c6b1e-8d2a-4c3e-9b7a-1d2e3f405162", "not-a-uuid", "", "*", "*)(uid=*", "\x00", "a\udc80"],
 )
 def test_unknown_ids_are_none(corp: Directory, external_id: str) -> None:
     assert corp.read_user(external_id) is None
