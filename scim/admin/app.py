@@ -37,6 +37,7 @@ from scim.admin.errors import (
     http_error,
     invalid_input,
     not_found,
+    outage_error,
     unauthorized,
     validation_error,
 )
@@ -112,7 +113,10 @@ async def _serve(services: AdminServices, route: AdminRoute, request: Request) -
         if answer is INTERNAL:
             log.error("admin API %s %s: unmapped %r", route.method, route.path, exc)
         return answer.response()
-    except Exception:
+    except Exception as exc:
+        if (outage := outage_error(exc)) is not None:
+            log.warning("admin API %s %s: %s", route.method, route.path, outage.detail)
+            return outage.response()
         # A bug: the client learns nothing of it, the log everything.
         log.exception("admin API %s %s failed", route.method, route.path)
         return INTERNAL.response()

@@ -71,12 +71,17 @@ class AdminGateway(GatewayProcess):
             self.port = free_port()
             self.http_port = free_port()
             self.config_path.write_text(to_toml(self.document()))
-            migrated_store(self.store_path)
+            self._prepare_store()
         command = [
             str(IDGATE), "serve", "--config", str(self.config_path),
             "--log-format", "json", "--log-level", self.log_level,
         ]  # fmt: skip
         self._launch(command, log_dir=self.workdir, env=clean_environment())
+
+    def _prepare_store(self) -> None:
+        """The store at the head revision before the first start (subclasses on other stores
+        say how)."""
+        migrated_store(self.store_path)
 
     def document(self) -> dict[str, Any]:
         document = super().document()

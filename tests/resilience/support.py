@@ -16,7 +16,6 @@ Nothing here imports pytest.
 from __future__ import annotations
 
 import contextlib
-import tempfile
 import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -30,12 +29,8 @@ from store.db import make_engine
 from store.migrate import upgrade
 from tests.gateway.admin_gateway import SUPER_TOKEN, AdminGateway
 from tests.ldapproxy.gateway_process import (
-    IDGATE,
-    clean_environment,
-    free_port,
     hashed,
     migrated_store,
-    to_toml,
 )
 
 __all__ = ["FullGateway", "admin_client", "fresh_pg_schema", "scim_client", "scim_source"]
@@ -84,31 +79,18 @@ class FullGateway(AdminGateway):
         """The SCIM base URL of one source (docs/configuration.md)."""
         return f"{self.http_url}/scim/v2/sources/{source_id}"
 
-    def start(self) -> None:
-        if self.running:
+    def _prepare_store(self) -> None:
+        if self._store is None:
+            migrated_store(self.store_path)
             return
-        if self._workdir is None:
-            self._workdir = Path(tempfile.mkdtemp(prefix="idgate-full-", dir=self._base_dir))
-            self._close_at_exit()
-            self.port = free_port()
-            self.http_port = free_port()
-            self.config_path.write_text(to_toml(self.document()))
-            if self._store is None:
-                migrated_store(self.store_path)
-            else:
-                # What `idgate db upgrade` runs, in this process (idempotent; a Python start
-                # less). One at a time: alembic's context is process-global.
-                with _UPGRADING:
-                    engine = make_engine(self._store)
-                    try:
-                        upgrade(engine)
-                    finally:
-                        engine.dispose()
-        command = [
-            str(IDGATE), "serve", "--config", str(self.config_path),
-            "--log-format", "json", "--log-level", self.log_level,
-        ]  # fmt: skip
-        self._launch(command, log_dir=self.workdir, env=clean_environment())
+        # What `idgate db upgrade` runs, in this process (idempotent; a Python start less).
+        # One at a time: alembic's context is process-global.
+        with _UPGRADING:
+            engine = make_engine(self._store)
+            try:
+                upgrade(engine)
+            finally:
+                engine.dispose()
 
     def document(self) -> dict[str, Any]:
         document = super().document()
