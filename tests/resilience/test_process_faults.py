@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import os
 import queue
+import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -229,6 +231,12 @@ BULK_USERS = 2000
 LEASE_SECONDS = 3
 
 
+def _job_read(store: Store, job_id: int) -> int:
+    with store.reading() as session:
+        job = session.get(SyncJob, job_id)
+        return 0 if job is None else int(job.read)
+
+
 def job_of(client: Any, job_id: int) -> dict[str, Any]:
     answer = client.get(f"/jobs/{job_id}")
     assert answer.status_code == 200, answer.text
@@ -255,20 +263,35 @@ def test_a_kill_during_a_bulk_sync_leaves_an_interrupted_job_and_a_consistent_st
     persons = {p.uid: p for p in people(BULK_USERS, server.people_dn, prefix="bulk")}
     load_people(server, list(persons.values()))
     uuids = entry_uuids(server)
+    # Patient timeouts: slapd is frozen (SIGSTOP) between the slices of work it is let do.
+    source = slapd_source(
+        [server.url], page_size=100, connect_timeout_seconds=30, operation_timeout_seconds=30
+    )
     gateway = FullGateway(
-        [slapd_source([server.url], page_size=100)],
-        store_url=store_choice,
-        sync={"job_lease_seconds": LEASE_SECONDS},
+        [source], store_url=store_choice, sync={"job_lease_seconds": LEASE_SECONDS}
     )
     with serving(gateway):
         store = opened(gateway)
         try:
-            with admin_client(gateway) as admin:
-                started = admin.post("/jobs", json={"kind": "bulk", "source": "corp"})
-                assert started.status_code == 202, started.text
-                job_id = started.json()["id"]
-                wait_until(lambda: job_of(admin, job_id)["counts"]["read"] > 0, 60, "a first page")
-            gateway.kill()
+            # The whole job takes about a second here: polling for its first page and then
+            # killing it lost the race in CI (the job had succeeded). So slapd runs in slices
+            # of 20 ms, frozen between them, until a page is in the store; the gateway is
+            # killed while slapd is frozen, mid-job whatever the machine's speed.
+            os.kill(server.pid, signal.SIGSTOP)
+            try:
+                with admin_client(gateway) as admin:
+                    started = admin.post("/jobs", json={"kind": "bulk", "source": "corp"})
+                    assert started.status_code == 202, started.text
+                    job_id = started.json()["id"]
+                deadline = time.monotonic() + 60
+                while _job_read(store, job_id) == 0:
+                    assert time.monotonic() < deadline, "no first page in 60 s"
+                    os.kill(server.pid, signal.SIGCONT)
+                    time.sleep(0.02)
+                    os.kill(server.pid, signal.SIGSTOP)
+                gateway.kill()
+            finally:
+                os.kill(server.pid, signal.SIGCONT)
             killed_at = datetime.now(UTC)
 
             with store.reading() as session:
