@@ -25,13 +25,14 @@ import contextlib
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import ldap
 from sqlalchemy import MetaData, Table, create_engine, select
 
+from tests.ldapproxy.conftest import running
 from tests.ldapproxy.gateway_process import GatewayError, GatewayProcess, free_port, to_toml
 from tests.servers.slapd import Slapd, SlapdError
 
@@ -56,8 +57,6 @@ RELAX_RULES = "1.3.6.1.4.1.4203.666.5.12"
 SUCCESS, UNAVAILABLE = 0, 52
 #: What an attempt that got no LDAP answer at all (connection lost, client timeout) records.
 NO_ANSWER = -1
-
-G = TypeVar("G", bound=GatewayProcess)
 
 
 @dataclass(frozen=True)
@@ -218,17 +217,10 @@ class BindLoop:
             close_client(conn)
 
 
-@contextlib.contextmanager
-def serving(gateway: G) -> Iterator[G]:
-    """Start `gateway`; at the end require a clean SIGTERM shutdown if it still runs (a test
-    that killed it restarts it or leaves it dead), and close it in any case."""
-    try:
-        gateway.start()
-        yield gateway
-        if gateway.running:
-            gateway.shut_down()
-    finally:
-        gateway.close()
+#: The fixtures' `running` as a `with` block: start the gateway; at the end a clean SIGTERM
+#: shutdown if it still runs (a scenario that killed it restarts it or leaves it dead), and
+#: close it in any case.
+serving = contextlib.contextmanager(running)
 
 
 def restart(gateway: GatewayProcess) -> None:
