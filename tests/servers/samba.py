@@ -52,7 +52,10 @@ from tests.servers.samba_domain import (
     DNS_DOMAIN,
     HOST_NAME,
     NETBIOS_DOMAIN,
+    QUERY_POLICY_DN,
+    QUERY_POLICY_LIMITS,
     REALM,
+    SAMBA_ENFORCED_LIMITS,
     UF_ACCOUNTDISABLE,
     UF_NORMAL_ACCOUNT,
     UF_PASSWORD_EXPIRED,
@@ -86,6 +89,8 @@ from tests.servers.samba_seed import (
 # helpers); they live in the samba_* modules.
 __all__ = [
     "ACCOUNT_NEVER_EXPIRES",
+    "QUERY_POLICY_DN",
+    "SAMBA_ENFORCED_LIMITS",
     "UF_ACCOUNTDISABLE",
     "UF_NORMAL_ACCOUNT",
     "UF_PASSWORD_EXPIRED",
@@ -151,6 +156,7 @@ class SambaAD(ServerProcess):
         self.admin_dn = f"CN=Administrator,CN=Users,{BASE_DN}"
         self.admin_user = f"{NETBIOS_DOMAIN}\\Administrator"
         self.admin_password = ADMIN_PASSWORD
+        self.query_policy_dn = QUERY_POLICY_DN
         self.service_account = service_account()
         self.service_dn = self.service_account.dn
         self.service_upn = self.service_account.upn
@@ -287,6 +293,35 @@ class SambaAD(ServerProcess):
             write_user(conn, user)
         return user
 
+    def add_users(
+        self, count: int, prefix: str = "bulk", ou: str = "People", *, passwords: bool = False
+    ) -> list[AdUser]:
+        """Add `count` users `<prefix>0000`, `<prefix>0001`, ... (CN `<prefix> 0000`, ...)
+        over one Administrator connection; returns their records, in order.
+
+        Without `passwords` they have none and are disabled (userAccountControl 0x202): ~6 ms
+        a user here, enough for paging and size tests (a disabled account is still found by
+        `(&(objectClass=user)(objectCategory=person))`). With `passwords` they are active,
+        with `Passw0rd!<sam>`, and cost ~25 ms each (Samba derives the Kerberos keys).
+        sAMAccountName is at most 20 characters: keep `prefix` to 16.
+        """
+        if len(prefix) + 4 > 20:
+            raise ValueError(f"prefix {prefix!r}: sAMAccountName would exceed 20 characters")
+        state: dict[str, Any] = (
+            {} if passwords else {"password": "", "uac": UF_NORMAL_ACCOUNT | UF_ACCOUNTDISABLE}
+        )
+        records = [
+            user_record(
+                f"{prefix}{i:04d}", ou,
+                full_name=f"{prefix} {i:04d}", purpose="bulk user added by a test", **state,
+            )
+            for i in range(count)
+        ]  # fmt: skip
+        with self.admin_connection() as conn:
+            for user in records:
+                write_user(conn, user)
+        return records
+
     def add_group(self, cn: str, members: Sequence[str], ou: str = "Groups") -> str:
         """Add a global security group with these member DNs; AD sets their memberOf."""
         dn = f"CN={escape_rdn(cn)},OU={ou},{self.base_dn}"
@@ -311,6 +346,47 @@ class SambaAD(ServerProcess):
         with self.admin_connection() as conn:
             conn.delete(dn)
             check(conn, f"delete {dn}", SambaError)
+
+    # -- the LDAP query policy (lDAPAdminLimits) ------------------------------------------
+
+    def query_policy(self) -> dict[str, int]:
+        """The Default Query Policy's lDAPAdminLimits, e.g. {"MaxPageSize": 1000, ...}."""
+        with self.admin_connection() as conn:
+            return _read_query_policy(conn)
+
+    def set_query_policy(self, **limits: int) -> dict[str, int]:
+        """Change limits of the Default Query Policy (the others stay); returns the policy as
+        it was, to restore with `set_query_policy(**previous)`.
+
+        No restart needed: Samba reads the policy each time it accepts a connection, so the
+        new values hold for connections opened afterwards and never for those already open.
+        Samba 4.17 acts only on `SAMBA_ENFORCED_LIMITS` (InitRecvTimeout, MaxConnIdleTime,
+        MaxNotificationPerConn, MaxQueryDuration, all in seconds but the third); it stores
+        and ignores the rest, MaxPageSize and MaxResultSetSize included. A 0 means "the
+        default" to Samba. Keep the timeouts generous on a DC other tests use.
+
+        Raises: ValueError for a name that is not an AD query-policy limit ([MS-ADTS]
+        3.1.1.3.4.6, QUERY_POLICY_LIMITS) or a negative value; SambaError when the modify
+        fails.
+        """
+        unknown = sorted(set(limits) - QUERY_POLICY_LIMITS)
+        if unknown:
+            raise ValueError(f"not AD query-policy limits: {', '.join(unknown)}")
+        negative = sorted(name for name, value in limits.items() if value < 0)
+        if negative:
+            raise ValueError(f"negative limits: {', '.join(negative)}")
+        with self.admin_connection() as conn:
+            previous = _read_query_policy(conn)
+            wanted = {**previous, **{name: int(value) for name, value in limits.items()}}
+            values = [f"{name}={value}" for name, value in sorted(wanted.items())]
+            conn.modify(self.query_policy_dn, {"lDAPAdminLimits": [(ldap3.MODIFY_REPLACE, values)]})
+            check(conn, f"modify lDAPAdminLimits of {self.query_policy_dn}", SambaError)
+        return previous
+
+    def set_max_page_size(self, size: int) -> dict[str, int]:
+        """`set_query_policy(MaxPageSize=size)`. Samba 4.17 ignores it (see there): a test
+        that needs the server to cut pages short needs Windows AD."""
+        return self.set_query_policy(MaxPageSize=size)
 
     # -- the log -----------------------------------------------------------------------
 
@@ -401,3 +477,16 @@ class SambaAD(ServerProcess):
     def _seed(self) -> None:
         with self.admin_connection() as conn:
             write_seed(conn, self.service_account, self.users.values(), self.groups)
+
+
+def _read_query_policy(conn: ldap3.Connection) -> dict[str, int]:
+    conn.search(QUERY_POLICY_DN, "(objectClass=queryPolicy)", ldap3.BASE,
+                attributes=["lDAPAdminLimits"])  # fmt: skip
+    check(conn, f"read {QUERY_POLICY_DN}", SambaError)
+    if not conn.response or conn.response[0].get("type") != "searchResEntry":
+        raise SambaError(f"no {QUERY_POLICY_DN}")
+    policy: dict[str, int] = {}
+    for raw in conn.response[0]["raw_attributes"].get("lDAPAdminLimits", []):
+        name, _, value = raw.decode().partition("=")
+        policy[name] = int(value)
+    return policy

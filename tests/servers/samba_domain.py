@@ -11,7 +11,10 @@ __all__ = [
     "DNS_DOMAIN",
     "HOST_NAME",
     "NETBIOS_DOMAIN",
+    "QUERY_POLICY_DN",
+    "QUERY_POLICY_LIMITS",
     "REALM",
+    "SAMBA_ENFORCED_LIMITS",
     "UF_ACCOUNTDISABLE",
     "UF_DONT_EXPIRE_PASSWD",
     "UF_NORMAL_ACCOUNT",
@@ -27,6 +30,27 @@ NETBIOS_DOMAIN = "IDGATE"
 HOST_NAME = "DC1"
 BASE_DN = "DC=idgate,DC=test"
 ADMIN_PASSWORD = "Adm1n!Passw0rd"
+
+# The LDAP query policy ([MS-ADTS] 3.1.1.3.4.6): lDAPAdminLimits values "Name=value".
+QUERY_POLICY_DN = (
+    "CN=Default Query Policy,CN=Query-Policies,CN=Directory Service,CN=Windows NT,"
+    f"CN=Services,CN=Configuration,{BASE_DN}"
+)
+QUERY_POLICY_LIMITS = frozenset({
+    "InitRecvTimeout", "MaxActiveQueries", "MaxBatchReturnMessages", "MaxConnections",
+    "MaxConnIdleTime", "MaxDatagramRecv", "MaxDirSyncDuration", "MaxNotificationPerConn",
+    "MaxPageSize", "MaxPoolThreads", "MaxQueryDuration", "MaxReceiveBuffer",
+    "MaxResultSetSize", "MaxResultSetsPerConn", "MaxTempTableSize", "MaxValRange",
+    "MaxValRangeTransitive", "MinResultSets", "SystemMemoryLimitPercent", "ThreadMemoryLimit",
+})  # fmt: skip
+# What Samba 4.17's LDAP server acts on (source4/ldap_server/ldap_server.c,
+# ldapsrv_load_limits, read when a connection is accepted). It also parses MaxPageSize but
+# never uses it: pages are as large as the client asks, MaxResultSetSize and the client's
+# sizeLimit are ignored, a search is never cut short with sizeLimitExceeded (short of 256 MiB
+# of replies). Windows AD honours all of them.
+SAMBA_ENFORCED_LIMITS = frozenset(
+    {"InitRecvTimeout", "MaxConnIdleTime", "MaxNotificationPerConn", "MaxQueryDuration"}
+)
 
 # userAccountControl bits ([MS-ADTS] 2.2.16).
 UF_ACCOUNTDISABLE = 0x2

@@ -234,10 +234,12 @@ def write_seed(
 
 
 def write_user(conn: ldap3.Connection, user: AdUser) -> None:
-    """Add `user` with its password. Raises: SambaError."""
+    """Add `user` with its password; with none if its password is "" (AD then refuses an
+    enabled account unless userAccountControl says disabled). Raises: SambaError."""
     attributes: dict[str, Any] = {name: list(values) for name, values in user.attributes.items()}
     # unicodePwd in the same add: the account is never enabled without its password.
-    attributes["unicodePwd"] = unicode_pwd(user.password)
+    if user.password:
+        attributes["unicodePwd"] = unicode_pwd(user.password)
     add_entry(conn, user.dn, ["top", "person", "organizationalPerson", "user"], attributes)
 
 

@@ -9,6 +9,10 @@ records every operation and one signal ends it. Nothing here imports pytest.
         server.url                          # ldap://127.0.0.1:<port>
         server.users["alice"].password
         server.count_operations("SRCH", contains="(uid=alice)")
+
+To play a hostile directory: `limits=`/`set_limits()` (olcLimits, olcSizeLimit,
+olcTimeLimit), `set_delay()` (every operation sleeps first, so a time limit strikes),
+`make_referral()` (a root that answers with a referral), `kill()` between two pages.
 """
 
 from __future__ import annotations
@@ -41,6 +45,9 @@ from tests.servers.process import ServerProcess
 from tests.servers.slapd_config import (
     CONFIG_DN,
     CONFIG_PASSWORD,
+    DEFAULT_LIMITS,
+    MANAGE_DSA_IT_CONTROL,
+    MDB_DN,
     PPOLICY_CONTROL,
     ROOT_PASSWORD,
     Installation,
@@ -52,6 +59,8 @@ from tests.servers.slapd_config import (
 from tests.servers.tls import TlsFiles, shared_tls_files
 
 __all__ = [
+    "DEFAULT_LIMITS",
+    "MANAGE_DSA_IT_CONTROL",
     "PPOLICY_CONTROL",
     "Slapd",
     "SlapdError",
@@ -91,6 +100,9 @@ class Slapd(ServerProcess):
         seed_users: bool = True,
         debug_level: str = "stats",
         base_dir: Path | None = None,
+        limits: Sequence[str] | None = None,
+        size_limit: int | None = None,
+        time_limit: int | None = None,
     ) -> None:
         """
         Parameters:
@@ -101,6 +113,13 @@ class Slapd(ServerProcess):
                 account are always there).
             debug_level: slapd `-d` level; count_operations needs `stats`.
             base_dir: where the temp directory is made (default: the system temp dir).
+            limits: the olcLimits values of the mdb database, e.g.
+                `["users size.soft=500 size.hard=500 time=1"]`; None: DEFAULT_LIMITS (plain
+                searches capped at 500, paged ones unlimited); []: no olcLimits at all.
+            size_limit, time_limit: olcSizeLimit and olcTimeLimit of the mdb database
+                (None: unset, slapd's defaults of 500 entries and 3600 s): the limits of the
+                clients no `limits` clause matches (with `limits=[]`, all but the rootDN).
+                A clause does not inherit them: what it leaves out is slapd's default.
         """
         try:
             first_rdn = parse_dn(suffix)[0]
@@ -127,6 +146,10 @@ class Slapd(ServerProcess):
         self._tls_files = tls_files
         self._debug_level = debug_level
         self._base_dir = base_dir
+        self.limits = tuple(DEFAULT_LIMITS if limits is None else limits)
+        self.size_limit = size_limit
+        self.time_limit = time_limit
+        self._retcode_dn: str | None = None  # the overlay of set_delay, once added
         self._installation: Installation | None = None
         self._parsed: list[_LogRecord] = []
         self._parsed_offsets: dict[int, int] = {}
@@ -263,6 +286,97 @@ class Slapd(ServerProcess):
         parent = new_superior if new_superior is not None else ",".join(to_dn(dn)[1:])
         return f"{new_rdn},{parent}"
 
+    # -- a hostile directory -----------------------------------------------------------
+
+    def set_limits(
+        self,
+        limits: Sequence[str] | None = None,
+        *,
+        size_limit: int | None = None,
+        time_limit: int | None = None,
+    ) -> None:
+        """Change the limits of the mdb database at run time, over cn=config. Arguments as
+        the constructor's, and each replaces what was set (`set_limits()` restores the
+        defaults). Operations that arrive afterwards use them: a paged search under way
+        from its next page on. They outlive a restart (cn=config is saved).
+
+        Raises: SlapdError when slapd refuses a value (e.g. `size.pr=disabled`).
+        """
+        values = tuple(DEFAULT_LIMITS if limits is None else limits)
+        numbers = {"olcSizeLimit": size_limit, "olcTimeLimit": time_limit}
+        with self.config_connection() as conn:
+            conn.search(MDB_DN, "(objectClass=*)", ldap3.BASE, attributes=[*numbers, "olcLimits"])
+            check(conn, "read the limits", SlapdError)
+            present = {name for name, got in conn.response[0]["attributes"].items() if got}
+            # slapd copies into a clause what it leaves out from the database limits of the
+            # moment it parses it; at start that is before it reads them (slapd's defaults).
+            # The same order here: old ones off, clauses, new ones on. (cn=config refuses to
+            # remove an attribute that is not there: noSuchAttribute.)
+            steps = [
+                {name: [(ldap3.MODIFY_DELETE, [])] for name in numbers if name in present},
+                {"olcLimits": [(ldap3.MODIFY_REPLACE, list(values))]}
+                if values or "olcLimits" in present
+                else {},
+                {
+                    name: [(ldap3.MODIFY_ADD, [str(value)])]
+                    for name, value in numbers.items()
+                    if value is not None
+                },
+            ]
+            for changes in steps:
+                if changes:
+                    conn.modify(MDB_DN, changes)
+                    check(conn, f"set limits {values} {numbers}", SlapdError)
+        self.limits, self.size_limit, self.time_limit = values, size_limit, time_limit
+
+    def set_delay(self, seconds: int) -> None:
+        """Make slapd sleep `seconds` before it handles each operation on the data (binds
+        included; cn=config and the RootDSE are not delayed); 0 ends it. It is slapo-retcode's
+        olcRetcodeSleep, the overlay added on the first call.
+
+        A search's time limit runs from its arrival and slapd compares whole seconds, so a
+        delay of at least limit + 1 makes every search (every page) answer
+        timeLimitExceeded, without fail: e.g. `time=1` in `limits` and `set_delay(2)`.
+        """
+        if seconds < 0:
+            raise SlapdError(f"set_delay({seconds}): a delay is 0 or more seconds")
+        with self.config_connection() as conn:
+            if self._retcode_dn is None:
+                self._retcode_dn = self._add_retcode_overlay(conn)
+            conn.modify(
+                self._retcode_dn, {"olcRetcodeSleep": [(ldap3.MODIFY_REPLACE, [str(seconds)])]}
+            )
+            check(conn, f"set delay {seconds}", SlapdError)
+
+    def make_referral(self, dn: str, url: str | None = None) -> str:
+        """Turn the entry `dn` into a referral object (RFC 3296 §2: objectClass referral and
+        extensibleObject, its RDN kept, `ref: url`): what was under it is deleted, as it
+        now lives on the other server. Afterwards a search based at or below `dn` answers
+        referral (10) with `url`, and one above it returns a continuation reference.
+
+        url: default `ldap://elsewhere.example/<dn>`. Returns the url.
+        """
+        url = url if url is not None else f"ldap://elsewhere.example/{dn}"
+        attribute, value, _ = parse_dn(dn)[0]
+        # ManageDsaIT (RFC 3296 §3): act on referral objects themselves instead of being
+        # referred elsewhere, in case `dn` or one below it is one already.
+        manage = [(MANAGE_DSA_IT_CONTROL, True, None)]
+        with self.admin_connection() as conn:
+            conn.search(dn, "(objectClass=*)", ldap3.SUBTREE, attributes=["1.1"], controls=manage)
+            check(conn, f"search {dn}", SlapdError)
+            below = [item["dn"] for item in conn.response if item["type"] == "searchResEntry"]
+            for doomed in sorted(below, key=lambda d: len(to_dn(d)), reverse=True):
+                conn.delete(doomed, controls=manage)
+                check(conn, f"delete {doomed}", SlapdError)
+            conn.add(
+                dn,
+                ["referral", "extensibleObject"],
+                {attribute: value, "ref": url},
+                controls=manage,
+            )
+            check(conn, f"add referral {dn}", SlapdError)
+        return url
+
     # -- the operation log -------------------------------------------------------------
 
     def count_operations(self, kind: str = "SRCH", contains: str | None = None) -> int:
@@ -331,7 +445,17 @@ class Slapd(ServerProcess):
         (workdir / "data").mkdir()
         config_path = workdir / "config.ldif"
         config_path.write_text(
-            config_ldif(installation, workdir, self.suffix, self.root_dn, self.policy_dn, tls_files)
+            config_ldif(
+                installation,
+                workdir,
+                self.suffix,
+                self.root_dn,
+                self.policy_dn,
+                tls_files,
+                limits=self.limits,
+                size_limit=self.size_limit,
+                time_limit=self.time_limit,
+            )
         )
         base_path = workdir / "base.ldif"
         base_path.write_text(seed.base_ldif(self.suffix, with_users=bool(self.users)))
@@ -368,6 +492,30 @@ class Slapd(ServerProcess):
         if "Address already in use" in tail:
             return _AddressInUse(f"port taken:\n{tail}")
         return super()._exit_error(exit_code)
+
+    def _add_retcode_overlay(self, conn: ldap3.Connection) -> str:
+        """Load slapo-retcode under the mdb database; returns its config DN."""
+        assert self._installation is not None
+        if (self._installation.module_dir / "retcode.so").exists():
+            conn.modify(
+                "cn=module{0},cn=config", {"olcModuleLoad": [(ldap3.MODIFY_ADD, ["retcode"])]}
+            )
+            check(conn, "load retcode", SlapdError)
+        conn.add(
+            f"olcOverlay=retcode,{MDB_DN}",
+            ["olcOverlayConfig", "olcRetcodeConfig"],
+            {
+                "olcOverlay": "retcode",
+                # Its generated error entries live under this parent; nothing real is there,
+                # so no other operation is answered by the overlay (default: the suffix!).
+                "olcRetcodeParent": f"cn=retcode,{self.suffix}",
+            },
+        )
+        check(conn, "add the retcode overlay", SlapdError)
+        # slapd numbers it ({2}retcode): ask rather than guess.
+        conn.search(MDB_DN, "(objectClass=olcRetcodeConfig)", ldap3.LEVEL, attributes=["1.1"])
+        check(conn, "find the retcode overlay", SlapdError)
+        return str(conn.response[0]["dn"])
 
     def _seed_groups(self) -> None:
         # Over LDAP rather than slapadd: the memberof overlay only runs on live operations.

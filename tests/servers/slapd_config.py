@@ -9,6 +9,7 @@ optionally TLS. `slapadd -n0` turns the LDIF into a config directory.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,12 @@ ROOT_PASSWORD = "admin-secret"
 CONFIG_DN = "cn=admin,cn=config"
 CONFIG_PASSWORD = "config-secret"
 PPOLICY_CONTROL = "1.3.6.1.4.1.42.2.27.8.5.1"
+MANAGE_DSA_IT_CONTROL = "2.16.840.1.113730.3.4.2"  # RFC 3296 §3
+MDB_DN = "olcDatabase={1}mdb,cn=config"
+# Plain searches by an authenticated client stop at 500 entries (sizeLimitExceeded), paged
+# ones (RFC 2696) may read the whole tree: a bulk sync that forgets to page fails as it
+# would on AD.
+DEFAULT_LIMITS = ("users size.soft=500 size.hard=500 size.prtotal=unlimited",)
 
 # Where distributions put the pieces; Debian first (the project's machines are Debian).
 _BIN_DIRS = ("/usr/sbin", "/usr/local/sbin", "/usr/libexec", "/usr/local/libexec")
@@ -85,8 +92,18 @@ def config_ldif(
     root_dn: str,
     policy_dn: str,
     tls_files: TlsFiles | None,
+    *,
+    limits: Sequence[str] = DEFAULT_LIMITS,
+    size_limit: int | None = None,
+    time_limit: int | None = None,
 ) -> str:
-    """The LDIF for `slapadd -n0`: data in `workdir/data`, pid and args files in `workdir`."""
+    """The LDIF for `slapadd -n0`: data in `workdir/data`, pid and args files in `workdir`.
+
+    limits: the olcLimits values of the mdb database (empty: none).
+    size_limit, time_limit: its olcSizeLimit and olcTimeLimit (None: unset, slapd's defaults
+        of 500 entries and 3600 s), for the clients no olcLimits clause matches. slapd reads
+        the clauses first, so what a clause leaves out is slapd's default, not these.
+    """
     global_entry = [
         ("dn", "cn=config"),
         ("objectClass", "olcGlobal"),
@@ -122,7 +139,7 @@ def config_ldif(
         ("olcRootPW", seed.ssha(CONFIG_PASSWORD)),
     ]
     mdb = [
-        ("dn", "olcDatabase={1}mdb,cn=config"),
+        ("dn", MDB_DN),
         ("objectClass", "olcDatabaseConfig"),
         ("objectClass", "olcMdbConfig"),
         ("olcDatabase", "{1}mdb"),
@@ -141,10 +158,12 @@ def config_ldif(
         # clients see nothing, authenticated ones (the service account) read the rest.
         ("olcAccess", "{0}to attrs=userPassword by self write by anonymous auth by * none"),
         ("olcAccess", "{1}to * by self read by users read by * none"),
-        # Plain searches stop at 500 entries (sizeLimitExceeded), paged ones (RFC 2696)
-        # may read the whole tree: a bulk sync that forgets to page fails as it would on AD.
-        ("olcLimits", "users size.soft=500 size.hard=500 size.prtotal=unlimited"),
+        *[("olcLimits", value) for value in limits],
     ]
+    if size_limit is not None:
+        mdb.append(("olcSizeLimit", str(size_limit)))
+    if time_limit is not None:
+        mdb.append(("olcTimeLimit", str(time_limit)))
     memberof = [
         ("dn", "olcOverlay={0}memberof,olcDatabase={1}mdb,cn=config"),
         ("objectClass", "olcOverlayConfig"),

@@ -4,12 +4,15 @@ paged search, LDAPS and StartTLS verification, the service account, log counting
 from __future__ import annotations
 
 import re
+import select
 import socket
 import ssl
 import subprocess
 import tempfile
+import time
 import uuid
 import warnings
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,6 +25,7 @@ from tests.servers import samba as samba_module
 from tests.servers import samba_leftovers
 from tests.servers.samba import (
     ACCOUNT_NEVER_EXPIRES,
+    SAMBA_ENFORCED_LIMITS,
     UF_ACCOUNTDISABLE,
     UF_PASSWORD_EXPIRED,
     SambaAD,
@@ -430,6 +434,133 @@ def test_count_searches_reads_samba_query_log(samba_ad: SambaAD) -> None:
 
     assert samba_ad.count_searches(f"(sAMAccountName={name})") == before + 2
     assert samba_ad.count_searches(f"(sAMAccountName={name}x)") == 0
+
+
+# -- the LDAP query policy ----------------------------------------------------------------
+
+PERSONS = "(&(objectClass=user)(objectCategory=person))"
+BULK_USERS = 300
+
+
+@pytest.fixture(scope="module")
+def policy_dc(samba_ad: SambaAD) -> Iterator[SambaAD]:
+    """A DC of its own (its policy changes), OU=People holding BULK_USERS users and nobody
+    else. samba_ad first: it skips these tests where Samba cannot run."""
+    dc = SambaAD(seed_users=False)
+    try:
+        dc.start()
+        dc.add_users(BULK_USERS)
+        yield dc
+    finally:
+        dc.close()
+
+
+def paged_pages(
+    conn: ldap3.Connection, base: str, size: int, cookie: bytes | None = None, *, pages: int = 99
+) -> list[tuple[int, int, int | None, bytes | None]]:
+    """Up to `pages` pages of a critical paged search of PERSONS; per page (entries, result
+    code, the control's size, its cookie or None) until a page without a cookie."""
+    seen = []
+    for _ in range(pages):
+        conn.search(base, PERSONS, ldap3.SUBTREE, attributes=["sAMAccountName"],
+                    paged_size=size, paged_criticality=True, paged_cookie=cookie)  # fmt: skip
+        control = conn.result.get("controls", {}).get(PAGED_RESULTS)
+        value = control["value"] if control else {}
+        cookie = value.get("cookie") or None
+        entries = sum(1 for entry in conn.response or [] if entry["type"] == "searchResEntry")
+        seen.append((entries, conn.result["result"], value.get("size"), cookie))
+        if cookie is None:
+            break
+    return seen
+
+
+def test_set_query_policy_rejects_what_ad_does_not_know(samba_ad: SambaAD) -> None:
+    with pytest.raises(ValueError, match="MaxPagesize"):
+        samba_ad.set_query_policy(MaxPagesize=50)
+    with pytest.raises(ValueError, match="MaxPageSize"):
+        samba_ad.set_query_policy(MaxPageSize=-1)
+
+
+def test_query_policy_holds_for_connections_opened_after_the_change(policy_dc: SambaAD) -> None:
+    # MaxConnIdleTime, one of the limits Samba enforces: read when a connection is accepted,
+    # so no restart, and an open connection keeps the limit it started with.
+    assert "MaxConnIdleTime" in SAMBA_ENFORCED_LIMITS
+    before = policy_dc.connection(policy_dc.service_dn, policy_dc.service_password)
+    after = policy_dc.connection(policy_dc.service_dn, policy_dc.service_password)
+    try:
+        assert before.bind(), before.result
+        previous = policy_dc.set_query_policy(MaxConnIdleTime=1)
+        try:
+            assert policy_dc.query_policy()["MaxConnIdleTime"] == 1
+            assert after.bind(), after.result
+            began = time.monotonic()
+            closed, _, _ = select.select([after.socket], [], [], 15)
+            idle = time.monotonic() - began
+        finally:
+            policy_dc.set_query_policy(**previous)
+        assert closed, "Samba kept an idle connection opened after MaxConnIdleTime=1"
+        assert after.socket.recv(1, socket.MSG_PEEK) == b""  # closed, no notice of disconnect
+        assert 0.5 < idle < 15
+        assert select.select([before.socket], [], [], 0)[0] == []
+        assert paged_pages(before, policy_dc.people_dn, 1000)[0][:2] == (BULK_USERS, 0)
+    finally:
+        close_quietly(before)
+        close_quietly(after)
+    assert previous["MaxConnIdleTime"] == 900
+    assert policy_dc.query_policy() == previous
+
+
+def test_samba_ignores_max_page_size_and_every_size_limit(policy_dc: SambaAD) -> None:
+    # On Windows AD, MaxPageSize=50 cuts these pages of 200 to 50 each, and a plain search
+    # stops after 50 entries with sizeLimitExceeded (4). Samba 4.17 stores the values and
+    # acts on none of them, nor on the client's own sizeLimit; idgate's limit handling
+    # (SPEC 5.3) cannot be tested against it.
+    previous = policy_dc.set_query_policy(MaxPageSize=50, MaxResultSetSize=100)
+    conn = policy_dc.connection(policy_dc.service_dn, policy_dc.service_password)  # opened after
+    try:
+        policy = policy_dc.query_policy()
+        assert (policy["MaxPageSize"], policy["MaxResultSetSize"]) == (50, 100)
+        assert previous["MaxPageSize"] == 1000
+        assert conn.bind(), conn.result
+
+        pages = paged_pages(conn, policy_dc.people_dn, 200)
+        # Full pages, success each, a cookie while entries remain; the size is the total
+        # count on a page with a cookie, 0 on the last one.
+        assert pages == [(200, 0, BULK_USERS, b"1\x00"), (100, 0, 0, None)]
+
+        for size_limit in (0, 100):
+            conn.search(policy_dc.people_dn, PERSONS, ldap3.SUBTREE, attributes=["cn"],
+                        size_limit=size_limit)  # fmt: skip
+            assert conn.result["result"] == 0, conn.result
+            assert len([e for e in conn.response if e["type"] == "searchResEntry"]) == BULK_USERS
+    finally:
+        close_quietly(conn)
+        policy_dc.set_query_policy(**previous)
+
+
+def test_paged_cookies_samba_refuses(policy_dc: SambaAD) -> None:
+    # What Samba does enforce on paged searches: 10 result sets per connection
+    # (MaxResultSetsPerConn, fixed; the policy value is ignored), the oldest dropped.
+    conn = policy_dc.connection(policy_dc.service_dn, policy_dc.service_password)
+    try:
+        assert conn.bind(), conn.result
+        (_, _, _, oldest), *_ = paged_pages(conn, policy_dc.people_dn, 5, pages=1)
+        for _ in range(10):
+            paged_pages(conn, policy_dc.people_dn, 5, pages=1)
+        (_, _, _, newest), *_ = paged_pages(conn, policy_dc.people_dn, 5, pages=1)
+
+        assert paged_pages(conn, policy_dc.people_dn, 5, oldest, pages=1) == [(0, 53, None, None)]
+        assert paged_pages(conn, policy_dc.people_dn, 5, b"999\x00", pages=1) == [
+            (0, 53, None, None)
+        ]
+        conn.search(policy_dc.people_dn, "(objectClass=user)", ldap3.SUBTREE,
+                    paged_size=5, paged_criticality=True, paged_cookie=newest)  # fmt: skip
+        # Another filter with that cookie: unavailableCriticalExtension.
+        assert conn.result["result"] == 12, conn.result
+        # Another page size with the same cookie is fine.
+        assert paged_pages(conn, policy_dc.people_dn, 7, newest, pages=1)[0][:2] == (7, 0)
+    finally:
+        close_quietly(conn)
 
 
 def test_filetime_round_trip() -> None:

@@ -16,7 +16,13 @@ from ldap3.core.exceptions import LDAPException
 
 from tests.servers import slapd as slapd_module
 from tests.servers.seed import SeedUser
-from tests.servers.slapd import PPOLICY_CONTROL, Slapd, SlapdError, close_quietly
+from tests.servers.slapd import (
+    DEFAULT_LIMITS,
+    PPOLICY_CONTROL,
+    Slapd,
+    SlapdError,
+    close_quietly,
+)
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -326,6 +332,116 @@ def test_plain_search_is_capped_paged_search_is_not(slapd_factory: Callable[...,
             server.people_dn, "(objectClass=inetOrgPerson)", paged_size=200, generator=False
         )
         assert len(paged) == 501
+    finally:
+        close_quietly(conn)
+
+
+# -- a hostile directory (own servers) ---------------------------------------------------
+
+PAGED_RESULTS = "1.2.840.113556.1.4.319"  # RFC 2696
+
+
+class Page(NamedTuple):
+    description: str
+    message: str
+    entries: int
+    cookie: bytes | None  # None: the answer carried no paged-results control
+
+
+def read_page(conn: ldap3.Connection, base: str, size: int, cookie: bytes | None = None) -> Page:
+    """One page of a critical paged search for the users under `base`, as a bulk sync asks."""
+    conn.search(
+        base,
+        "(objectClass=inetOrgPerson)",
+        attributes=["1.1"],
+        paged_size=size,
+        paged_criticality=True,
+        paged_cookie=cookie,
+    )
+    control = (conn.result.get("controls") or {}).get(PAGED_RESULTS)
+    return Page(
+        conn.result["description"],
+        conn.result["message"],
+        sum(1 for item in conn.response or [] if item["type"] == "searchResEntry"),
+        control["value"]["cookie"] if control else None,
+    )
+
+
+def service_connection(server: Slapd) -> ldap3.Connection:
+    conn = ldap3.Connection(
+        ldap3.Server("127.0.0.1", port=server.port, get_info=ldap3.NONE),
+        user=server.service_dn,
+        password=server.service_password,
+        auto_referrals=False,
+        receive_timeout=10,
+    )
+    assert conn.bind(), conn.result
+    return conn
+
+
+def test_limits_at_start_and_at_run_time(slapd_factory: Callable[..., Slapd]) -> None:
+    # Without size.prtotal a paged search stops at size.hard entries, on the page that
+    # crosses it, with what fits and no paged-results control.
+    server = slapd_factory(limits=["users size.soft=3 size.hard=3"])
+    people = server.people_dn  # 5 seed users
+    conn = service_connection(server)
+    try:
+        first = read_page(conn, people, 2)
+        assert (first.description, first.entries) == ("success", 2) and first.cookie
+        assert read_page(conn, people, 2, first.cookie) == Page("sizeLimitExceeded", "", 1, None)
+
+        server.set_limits(["users size.prtotal=unlimited size.unchecked=3"])
+        assert read_page(conn, people, 2) == Page("adminLimitExceeded", "", 0, None)
+        server.set_limits(["users size.prtotal=disabled"])
+        assert read_page(conn, people, 2) == Page(
+            "adminLimitExceeded", "pagedResults control not allowed", 0, None
+        )
+        with pytest.raises(SlapdError, match="olcLimits"):
+            server.set_limits(["users size.pr=disabled"])  # not slapd syntax
+
+        server.set_limits([], size_limit=2)  # no clause: olcSizeLimit for everyone
+        assert read_page(conn, people, 5) == Page("sizeLimitExceeded", "", 2, None)
+        server.set_limits()
+        assert read_page(conn, people, 5) == Page("success", "", 5, b"")
+        assert server.limits == DEFAULT_LIMITS
+    finally:
+        close_quietly(conn)
+
+
+def test_a_delay_makes_the_time_limit_strike(slapd_factory: Callable[..., Slapd]) -> None:
+    server = slapd_factory(limits=["users time=1 size.prtotal=unlimited"])
+    conn = service_connection(server)
+    try:
+        first = read_page(conn, server.people_dn, 2)
+        assert first.description == "success" and first.cookie
+
+        # slapd counts whole seconds from the request's arrival: 2 s is always past 1.
+        server.set_delay(2)
+        assert read_page(conn, server.people_dn, 2, first.cookie) == Page(
+            "timeLimitExceeded", "", 0, None
+        )
+        server.set_delay(0)
+        assert read_page(conn, server.people_dn, 5).description == "success"
+    finally:
+        close_quietly(conn)
+
+
+def test_make_referral(slapd_factory: Callable[..., Slapd]) -> None:
+    server = slapd_factory()
+    url = server.make_referral(server.contractors_dn)
+    assert url == f"ldap://elsewhere.example/{server.contractors_dn}"
+    conn = service_connection(server)
+    try:
+        assert read_page(conn, server.contractors_dn, 5) == Page("referral", "", 0, None)
+        assert conn.result["referrals"] == [f"{url}??sub"]
+        assert conn.result["dn"] == server.contractors_dn  # matchedDN
+
+        # Above it: success, and the referral as a continuation reference (erin is gone).
+        page = read_page(conn, server.suffix, 5)
+        assert (page.description, page.entries, page.cookie) == ("success", 5, b"")
+        assert [item["uri"] for item in conn.response if item["type"] == "searchResRef"] == [
+            [f"{url}??sub"]
+        ]
     finally:
         close_quietly(conn)
 
