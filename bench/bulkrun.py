@@ -43,7 +43,7 @@ def main(argv: list[str]) -> int:
 
 
 def _plain(spec: dict[str, Any]) -> dict[str, Any]:
-    """Read every entry page by page, as `Directory.iter_users` asks for them."""
+    """Read every entry page by page, as `Directory.read_scope` asks for them."""
     import ldap3
 
     rss_before = _status("VmRSS")

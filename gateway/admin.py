@@ -14,13 +14,29 @@ from typing import Any
 from gateway.config import AdSource, Config, LdapSource, NotificationsConfig, SourceConfig
 from gateway.directory import Directory
 from gateway.engine.roles import Permission
-from gateway.errors import InvalidInput, NotFound, UpstreamError
+from gateway.errors import IncompleteRead, InvalidInput, NotFound, UpstreamError
 from gateway.users import Actor, Clock
 from store import users as user_queries
 from store.db import Store
 
+#: How long a connection test reads one root of a scope at most.
+SCOPE_READ_SECONDS = 60.0
 #: Fields of a source's configuration that never leave the gateway.
 _SECRET_FIELDS = frozenset({"bind_password", "token_hash", "password_hash"})
+
+
+@dataclass(frozen=True)
+class RootCheck:
+    """One root of a source, as a connection test's read of the whole scope found it."""
+
+    root: str
+    #: Entries in scope under this root that the read returned (all of them when complete).
+    entries: int
+    pages: int
+    #: The read ended with success on its last page: paging worked to the end, no limit hit.
+    complete: bool
+    #: What stopped the read (a limit, a missing root, ...) and what to change, when not.
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -28,7 +44,7 @@ class ServerCheck:
     """One server of a directory source, as a connection test found it."""
 
     url: str
-    #: The server answered and the service account bound.
+    #: The server answered, the service account bound, and every root read to its end.
     ok: bool
     seconds: float
     #: Whether its RootDSE lists Simple Paged Results (1.2.840.113556.1.4.319); None when
@@ -37,12 +53,14 @@ class ServerCheck:
     #: A paged read of the scope returned an entry (its DN), or None (empty scope or no read).
     sample_dn: str | None = None
     error: str | None = None
+    roots: tuple[RootCheck, ...] = ()
 
 
 @dataclass(frozen=True)
 class ConnectionTest:
     source_id: str
-    #: At least one server answered, bound, and supports paged results (bulk sync can run).
+    #: At least one server answered, bound, supports paged results and let the whole scope
+    #: be read to its end: a bulk sync can run, and can tell who is gone.
     ok: bool
     servers: tuple[ServerCheck, ...]
 
@@ -73,10 +91,16 @@ class Administration:
         *,
         clock: Clock,
         directory_factory: DirectoryFactory | None = None,
+        scope_read_seconds: float = SCOPE_READ_SECONDS,
     ) -> None:
+        """
+        Args:
+            scope_read_seconds: how long a connection test may read one root of the scope.
+        """
         self._config = config
         self._store = store
         self._clock = clock
+        self._scope_read_seconds = scope_read_seconds
         self._directory_factory = directory_factory or (
             lambda source: Directory(source, failover_cooldown_seconds=0)
         )
@@ -91,7 +115,9 @@ class Administration:
 
     def test(self, actor: Actor, source_id: str) -> ConnectionTest:
         """Try each server of a directory source on its own: reach it, bind as the service
-        account, read whether it supports paged results, and read one page of the scope.
+        account, read whether it supports paged results, and read each root of the scope to
+        its end as a bulk sync would (ids only, nothing written, at most
+        `scope_read_seconds` a root), reporting entries, pages and what stopped a read.
 
         Raises:
             NotFound: no such source.
@@ -113,23 +139,52 @@ class Administration:
             paged = directory.supports_paged_results()
         except UpstreamError as exc:
             return ServerCheck(url, False, time.monotonic() - started, None, error=str(exc))
+        finally:
+            directory.close()
+        if not paged:
+            unpaged = "the server does not support Simple Paged Results: bulk sync cannot run"
+            return ServerCheck(url, False, time.monotonic() - started, paged, error=unpaged)
+        roots = []
         sample: str | None = None
-        error: str | None = None
-        if paged:
-            users = directory.iter_users(page_size=1)
+        for root in source.roots:
+            check, first = self._read_root(single.model_copy(update={"roots": (root,)}))
+            roots.append(check)
+            sample = sample or first
+        failed = next((r for r in roots if not r.complete), None)
+        error = None if failed is None else f"root {failed.root}: {failed.error}"
+        return ServerCheck(
+            url, failed is None, time.monotonic() - started, paged, sample, error, tuple(roots)
+        )
+
+    def _read_root(self, source: LdapSource | AdSource) -> tuple[RootCheck, str | None]:
+        """Read one root to its end, counting; (the check, the first entry's DN)."""
+        root = source.roots[0]
+        directory = self._directory_factory(source)
+        give_up = time.monotonic() + self._scope_read_seconds
+        entries, first = 0, None
+        try:
+            read = directory.read_scope(count_only=True)
             try:
-                first = next(users, None)
-                sample = first.dn if first is not None else None
-            except UpstreamError as exc:
-                error = f"paged read of the scope failed: {exc}"
+                for entry in read:
+                    entries += 1
+                    first = first or entry.dn
+                    if time.monotonic() > give_up:
+                        error = (
+                            f"the read did not finish within {self._scope_read_seconds:g} s"
+                            f" ({entries} entries so far): completeness not proven here; a bulk"
+                            " sync reads without this bound"
+                        )
+                        return RootCheck(root, entries, 0, False, error), first
             finally:
-                close = getattr(users, "close", None)
-                if close is not None:
-                    close()
-        else:
-            error = "the server does not support Simple Paged Results: bulk sync cannot run"
-        directory.close()
-        return ServerCheck(url, error is None, time.monotonic() - started, paged, sample, error)
+                read.close()
+        except UpstreamError as exc:
+            counted = exc.entries if isinstance(exc, IncompleteRead) else entries
+            return RootCheck(root, counted, 0, False, str(exc)), first
+        finally:
+            directory.close()
+        done = read.roots[0] if read.roots else None
+        pages = done.pages if done else 0
+        return RootCheck(root, done.entries if done else entries, pages, True), first
 
     def settings(self, actor: Actor) -> dict[str, Any]:
         """The effective settings (secrets shown as set or not, never their values)."""

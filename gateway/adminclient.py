@@ -41,6 +41,7 @@ COUNTERS = (
     "not_synchronized",
     "deleted",
     "failed",
+    "held",
 )
 #: The categories of a job's details lists.
 CATEGORIES = COUNTERS[1:]
@@ -171,6 +172,26 @@ class AdminClient:
         Raises: AdminError `conflict` (409) when it has ended already.
         """
         return self._call("POST", f"/admin/jobs/{int(job_id)}/stop")
+
+    def confirm_job(self, job_id: int) -> JsonObject:
+        """Disable exactly the users a held job holds: the `Job`, running again.
+
+        Raises: AdminError `conflict` (409) when it is not held.
+        """
+        return self._call("POST", f"/admin/jobs/{int(job_id)}/confirm")
+
+    def discard_job(self, job_id: int) -> JsonObject:
+        """Drop a held job's list: the `Job`, now `discarded`.
+
+        Raises: AdminError `conflict` (409) when it is not held.
+        """
+        return self._call("POST", f"/admin/jobs/{int(job_id)}/discard")
+
+    def job_holds(self, job_id: int, *, after: int = 0, limit: int = 1000) -> JsonObject:
+        """A page of the users a held job would disable: `{"job", "holds"}`."""
+        return self._call(
+            "GET", f"/admin/jobs/{int(job_id)}/holds", params={"after": after, "limit": limit}
+        )
 
     def resync_all(self) -> JsonObject:
         """Start a bulk job of every directory source: the `Resync`."""

@@ -1,6 +1,6 @@
 """Bulk sync of one directory source (SPEC §5.3): the whole scope, page by page.
 
-One thread reads the directory with Simple Paged Results (`Directory.iter_users`) and maps
+One thread reads the directory with Simple Paged Results (`Directory.read_scope`) and maps
 each page to `SourceUser` values; the job's thread applies each page in one transaction
 (`UserService.apply_batch`) with the page's counts and details. A bounded queue between them
 keeps at most a few pages in memory whatever the directory's size, and lets the directory
@@ -8,8 +8,12 @@ and the store work at once.
 
 - Only users whose source-owned data changed are written; the others are marked synced.
 - New users past the source's `user_limit` are not added ("not synchronized, limit reached").
-- After a complete read, records of the source the run did not see are `missing` (SPEC §4.2).
-  A stopped or failed run skips this step: it did not read everything, so it cannot know.
+- Records of the source the run did not see are `missing` (SPEC §4.2) only after a read the
+  directory proved complete (`ScopeRead.complete`: every root, every page, no limit hit). A
+  read that ended any other way fails the job with the reason and its fix: what it read is
+  applied (adds and updates), and nobody is disabled, neither missing nor reported disabled.
+- Disables wait for the end of the read: the mass-disable guard (`gateway.guard`) applies
+  them, or holds them all for a super admin when they are too many.
 - The first page is read before anything is written: when no server answers the job fails
   at once with the connector's reason, and nothing changed.
 """
@@ -25,8 +29,11 @@ from sqlalchemy.orm import Session
 
 from gateway.config import AdSource, LdapSource
 from gateway.directory import DirectoryEntry, IncompleteEntry, to_source_user
+from gateway.engine.guard import DisableLimits
 from gateway.engine.plan import Outcome, SourceUser
-from gateway.engine.types import Trigger
+from gateway.engine.types import Status, Trigger
+from gateway.errors import IncompleteRead, UpstreamError
+from gateway.guard import Disables
 from gateway.jobs import Progress
 from gateway.users import AddBudget, Clock, SyncResult, UserService
 from store import jobs as job_queries
@@ -43,8 +50,18 @@ MISSING_PAGE = 500
 ANALYZE_AFTER = 5000
 
 
+class ScopeReading(Protocol):
+    """What `Directory.read_scope` returns: the entries, and whether the read was complete."""
+
+    complete: bool
+
+    def __iter__(self) -> Iterator[DirectoryEntry]: ...
+
+    def close(self) -> None: ...
+
+
 class PagedDirectory(Protocol):
-    def iter_users(self, page_size: int | None = None) -> Iterator[DirectoryEntry]: ...
+    def read_scope(self, page_size: int | None = None) -> ScopeReading: ...
 
 
 @dataclass(frozen=True)
@@ -68,19 +85,27 @@ class BulkSync:
         store: Store,
         *,
         clock: Clock,
+        limits: DisableLimits,
     ) -> None:
+        """
+        Args:
+            limits: the source's mass-disable thresholds.
+        """
         self._source = source
         self._directory = directory
         self._users = users
         self._store = store
         self._clock = clock
+        self._limits = limits
 
     def __call__(self, progress: Progress) -> bool:
         source_id = self._source.id
         with self._store.reading() as session:
             stored = job_queries.count_users(session, source_id)
         budget = AddBudget(max(0, self._source.user_limit - stored))
+        disables = Disables(source_id, self._users, self._store, self._limits, Trigger.BULK)
         rows = analyzed = stored
+        written = False
         pages: queue.Queue[object] = queue.Queue(maxsize=READ_AHEAD)
         halt = threading.Event()
         reader = threading.Thread(
@@ -95,10 +120,13 @@ class BulkSync:
                 item = pages.get()
                 if item is _DONE:
                     break
+                if isinstance(item, UpstreamError):
+                    raise _failed_read(item, written)
                 if isinstance(item, BaseException):
                     raise item
                 assert isinstance(item, _Page)
-                rows += self._write(progress, item, budget)
+                rows += self._write(progress, item, budget, disables)
+                written = True
                 if rows >= max(2 * analyzed, analyzed + ANALYZE_AFTER):
                     # The planner must see the table grow, or every page of a first import
                     # scans all the users written so far (PostgreSQL, store.users).
@@ -111,13 +139,13 @@ class BulkSync:
             halt.set()
             _drain(pages)
             reader.join()
-        return self._missing(progress)
+        return self._missing(progress, disables) and disables.settle(progress)
 
     def _read(self, pages: "queue.Queue[object]", halt: threading.Event) -> None:
         size = self._source.page_size
         batch: list[SourceUser] = []
         unusable: list[tuple[str, str]] = []
-        entries = self._directory.iter_users(size)
+        entries = self._directory.read_scope(size)
         try:
             for entry in entries:
                 try:
@@ -130,15 +158,22 @@ class BulkSync:
                     batch, unusable = [], []
             if batch or unusable:
                 _put(pages, _Page(batch, unusable), halt)
+            if not entries.complete:
+                # Defence in depth: a read ends without an error only when it is complete.
+                raise UpstreamError(
+                    f"source {self._source.id}: the read ended without proof that it was"
+                    " complete; nobody was disabled"
+                )
             _put(pages, _DONE, halt)
         except BaseException as exc:  # handed to the writer, which fails the job with it
+            # What was read before the failure is real: written first (adds and updates).
+            if (batch or unusable) and not _put(pages, _Page(batch, unusable), halt):
+                return
             _put(pages, exc, halt)
         finally:
-            close = getattr(entries, "close", None)
-            if close is not None:
-                close()  # the generator's finally gives the connection back
+            entries.close()  # gives the connection back
 
-    def _write(self, progress: Progress, page: _Page, budget: AddBudget) -> int:
+    def _write(self, progress: Progress, page: _Page, budget: AddBudget, disables: Disables) -> int:
         names = [(r.user_name, r.external_id) for r in page.reports]
 
         def alongside(session: Session, results: Sequence[SyncResult]) -> None:
@@ -158,11 +193,17 @@ class BulkSync:
             seen_in_job=progress.job_id,
             budget=budget,
             alongside=alongside,
+            defer_disables=True,
         )
+        disables.defer(page.reports, results)
         return sum(1 for result in results if result.outcome is Outcome.ADDED)
 
-    def _missing(self, progress: Progress) -> bool:
-        """Records the complete read did not see are gone from the source (SPEC §4.2)."""
+    def _missing(self, progress: Progress, disables: Disables) -> bool:
+        """Records the complete read did not see are gone from the source (SPEC §4.2).
+
+        Active ones are disables, for the guard to settle; the others (disabled already)
+        only learn that the source no longer has them, at once.
+        """
         after = ""
         while True:
             if progress.stopping():
@@ -179,19 +220,46 @@ class BulkSync:
             if not rows:
                 return True
             after = rows[-1][0]
-            external_ids = [external_id for _, external_id, _ in rows]
-            names = [(user_name, external_id) for _, external_id, user_name in rows]
+            settled = []
+            for user_id, external_id, user_name, status in rows:
+                if status == Status.ACTIVE:
+                    disables.missing(user_id, external_id, user_name)
+                else:
+                    settled.append((user_name, external_id))
+            if not settled:
+                continue
 
             def alongside(
                 session: Session,
                 results: Sequence[SyncResult],
-                names: Sequence[tuple[str, str | None]] = names,
+                names: Sequence[tuple[str, str | None]] = settled,
             ) -> None:
                 progress.record(session, results, names)
 
             self._users.apply_missing_batch(
-                self._source.id, external_ids, Trigger.BULK, alongside=alongside
+                self._source.id,
+                [external_id for _, external_id in settled],
+                Trigger.BULK,
+                alongside=alongside,
             )
+
+
+def _failed_read(error: UpstreamError, written: bool) -> UpstreamError:
+    """The job's reason for a read that failed: the directory's reason, and what it left."""
+    suffix = (
+        "; the entries read before were applied (added and updated), and nobody was"
+        " disabled or marked missing"
+        if written
+        else "; nothing was changed: nobody was disabled or marked missing"
+    )
+    if isinstance(error, IncompleteRead):
+        failed: UpstreamError = IncompleteRead(
+            f"{error}{suffix}", root=error.root, shortfall=error.shortfall, entries=error.entries
+        )
+    else:
+        failed = type(error)(f"{error}{suffix}")
+    failed.__cause__ = error
+    return failed
 
 
 def _put(pages: "queue.Queue[object]", item: object, halt: threading.Event) -> bool:

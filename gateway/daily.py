@@ -15,9 +15,11 @@ from sqlalchemy.orm import Session
 
 from gateway.config import AdSource, LdapSource, SyncConfig
 from gateway.directory import DirectoryEntry, IncompleteEntry, to_source_user
+from gateway.engine.guard import DisableLimits
 from gateway.engine.plan import Outcome, SourceUser
-from gateway.engine.types import Trigger
+from gateway.engine.types import Status, Trigger
 from gateway.errors import UpstreamError, UpstreamUnavailable
+from gateway.guard import Disables
 from gateway.jobs import JobKind, JobRunning, Jobs, JobView, Progress
 from gateway.users import SYSTEM, Clock, SyncResult, UserService
 from store import jobs as job_queries
@@ -40,8 +42,10 @@ class Refresh:
 
     Up to `sync.refresh_batch` users idle for longer than `sync.refresh_after_days` (the
     longest idle first) are re-read one by one and updated by SPEC §4.2: deleted, expired,
-    disabled and out-of-scope ones are disabled. A read that fails changes nothing for that
-    user (counted as failed); a directory that no server answers fails the job.
+    disabled and out-of-scope ones are disabled, once the whole batch is read and through
+    the mass-disable guard (`gateway.guard`). A read that fails changes nothing for that user
+    (counted as failed), and so does one that could not look everywhere the user may be (a
+    root missing: `IncompleteRead`); a directory that no server answers fails the job.
     """
 
     def __init__(
@@ -53,10 +57,12 @@ class Refresh:
         settings: SyncConfig,
         *,
         clock: Clock,
+        limits: DisableLimits,
     ) -> None:
         """
         Args:
             directory: reads one user by the source's immutable id (`Directory.read_user`).
+            limits: the source's mass-disable thresholds.
         """
         self._source = source
         self._read = directory
@@ -64,6 +70,7 @@ class Refresh:
         self._store = store
         self._settings = settings
         self._clock = clock
+        self._limits = limits
 
     def __call__(self, progress: Progress) -> bool:
         now = self._clock()
@@ -75,20 +82,29 @@ class Refresh:
                 synced_before=now - FRESH_FOR,
                 limit=self._settings.refresh_batch,
             )
+        disables = Disables(
+            self._source.id, self._users, self._store, self._limits, Trigger.REFRESH
+        )
         for start in range(0, len(candidates), REFRESH_PAGE):
             if progress.stopping():
                 return False
-            self._refresh(progress, candidates[start : start + REFRESH_PAGE])
-        return True
+            self._refresh(progress, candidates[start : start + REFRESH_PAGE], disables)
+        return disables.settle(progress)
 
-    def _refresh(self, progress: Progress, page: Sequence[tuple[str, str, str]]) -> None:
+    def _refresh(
+        self, progress: Progress, page: Sequence[tuple[str, str, str, str]], disables: Disables
+    ) -> None:
         found: list[SourceUser] = []
         gone: list[tuple[str, str]] = []
         failed: list[tuple[str, str, str | None, str]] = []
-        for _user_id, external_id, user_name in page:
+        held_back = 0
+        for user_id, external_id, user_name, status in page:
             try:
                 entry = self._read(external_id)
-                if entry is None:
+                if entry is None and status == Status.ACTIVE:
+                    disables.missing(user_id, external_id, user_name)
+                    held_back += 1
+                elif entry is None:
                     gone.append((user_name, external_id))
                 else:
                     found.append(to_source_user(entry, self._source, self._clock()))
@@ -96,10 +112,13 @@ class Refresh:
                 raise  # no server answers: the job fails, with what it refreshed kept
             except (UpstreamError, IncompleteEntry) as exc:
                 failed.append(("failed", user_name, external_id, str(exc)))
-        if failed:
+        if failed or held_back:
+            # Read now, counted when the guard settles them: the read counts here.
             with self._store.writing() as session:
                 listed = [row for row in failed if progress.listed("failed")]
-                progress.count(session, details=listed, failed=len(failed), read=len(failed))
+                progress.count(
+                    session, details=listed, failed=len(failed), read=len(failed) + held_back
+                )
 
         def counted(names: Sequence[tuple[str, str | None]]) -> Callable[..., None]:
             def alongside(session: Session, results: Sequence[SyncResult]) -> None:
@@ -108,12 +127,14 @@ class Refresh:
             return alongside
 
         if found:
-            self._users.apply_batch(
+            results = self._users.apply_batch(
                 self._source.id,
                 found,
                 Trigger.REFRESH,
                 alongside=counted([(r.user_name, r.external_id) for r in found]),
+                defer_disables=True,
             )
+            disables.defer(found, results)
         if gone:
             self._users.apply_missing_batch(
                 self._source.id,

@@ -10,7 +10,10 @@
     │   └── VersionMismatch      the caller's version (a SCIM If-Match ETag) is not current
     └── UpstreamError            an upstream directory failed (raised by the connector, from ldap3)
         ├── UpstreamUnavailable  no configured server answered
-        └── UpstreamTimeout      a read passed its deadline
+        ├── UpstreamTimeout      a read passed its deadline
+        └── IncompleteRead       a read ended before it covered its scope (a limit, a missing
+                                 root, a referral, paging refused, a connection lost between
+                                 pages): it proves nobody gone (SPEC §5.3)
 
 The store, a lower layer, has its own small tree in `store.errors` (SchemaOutOfDate).
 Messages are safe to show an operator: they never carry a password, token or bind secret.
@@ -74,3 +77,21 @@ class UpstreamUnavailable(UpstreamError):
 
 class UpstreamTimeout(UpstreamError):
     pass
+
+
+class IncompleteRead(UpstreamError):
+    """A directory read that did not cover the whole of what it asked for.
+
+    Whoever holds one must not conclude from it that a user is gone: the entries it did not
+    return may be there. The message names the source, the server, the root and what stopped
+    the read, and says what an operator can change; it never carries the directory's text.
+    """
+
+    def __init__(self, message: str, *, root: str, shortfall: str, entries: int = 0) -> None:
+        super().__init__(message)
+        #: The root whose read did not complete.
+        self.root = root
+        #: What stopped it, in words (`gateway.directory.completeness.Shortfall`).
+        self.shortfall = shortfall
+        #: Entries of that root read before it stopped.
+        self.entries = entries

@@ -9,7 +9,10 @@ stops renewing, and the next start, status read or gateway start marks the job `
 the store). A new run replaces the previous run's details lists.
 
 States: running → stopping (a stop was asked) → stopped; running → succeeded | failed;
-running | stopping → interrupted (the process died or shut down).
+running | stopping → interrupted (the process died or shut down); running → held (the
+mass-disable guard: the run would disable too many users and disabled none, SPEC §5.3) →
+running (a super admin confirmed: exactly the held users are disabled) → succeeded, or
+held → discarded (a super admin discarded the list, or a newer run of the source began).
 
 The work itself (`gateway.bulk`, `gateway.daily`) is a callable given a `Progress`: it
 checks `stopping()` between pages, hands each page's results to `record()` inside the page's
@@ -58,16 +61,27 @@ class JobState(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     INTERRUPTED = "interrupted"
+    #: Waits for a super admin to confirm or discard the disables it held (SPEC §5.3).
+    HELD = "held"
+    DISCARDED = "discarded"
 
 
 LIVE = frozenset({JobState.RUNNING, JobState.STOPPING})
 #: Kinds that work on one source; cleanup works on every source at once.
 PER_SOURCE = frozenset({JobKind.BULK, JobKind.REFRESH})
-#: The categories of a job's details lists (SPEC §5.3), plus cleanup's deletions and
-#: refresh's failed reads.
-CATEGORIES = ("added", "updated", "unchanged", "disabled", "not_synchronized", "deleted", "failed")
+#: The categories of a job's details lists (SPEC §5.3), plus cleanup's deletions, refresh's
+#: failed reads and the users the mass-disable guard held: every counter but `read`.
+CATEGORIES = queries.COUNTERS[1:]
 
 INTERRUPTED_REASON = "the gateway process running it stopped before it finished"
+#: Hold rows per INSERT.
+HOLD_PAGE = 5000
+#: How the details list `held` says what the source reported.
+HELD_TEXT = {
+    "disabled": "would be disabled: disabled in the source",
+    "expired": "would be disabled: expired in the source",
+    "missing": "would be disabled: missing from the source (deleted or out of scope)",
+}
 SHUTDOWN_REASON = "the gateway shut down while it ran"
 
 
@@ -81,6 +95,7 @@ class Counts:
     not_synchronized: int = 0
     deleted: int = 0
     failed: int = 0
+    held: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in queries.COUNTERS}
@@ -98,6 +113,8 @@ class JobView:
     error: str | None
     batch_id: str | None
     counts: Counts
+    #: Why the mass-disable guard held the run (state held, or confirmed or discarded since).
+    held_reason: str | None = None
 
     @property
     def done(self) -> bool:
@@ -110,6 +127,18 @@ class JobDetail:
     user_name: str
     external_id: str | None
     reason: str
+
+
+@dataclass(frozen=True)
+class Hold:
+    """A user a held job would disable."""
+
+    id: int
+    user_id: str
+    user_name: str
+    external_id: str
+    #: What the source reported: disabled, expired or missing.
+    source_status: str
 
 
 @dataclass(frozen=True)
@@ -148,6 +177,8 @@ class Progress:
         self._listed: dict[str, int] = dict.fromkeys(CATEGORIES, 0)
         self._stop = threading.Event()
         self._lost = threading.Event()
+        #: Set by `hold`: the run ends `held` instead of succeeded.
+        self.held_reason: str | None = None
 
     def stopping(self) -> bool:
         """Whether the work should stop now (a stop was asked, the gateway is shutting down,
@@ -200,6 +231,30 @@ class Progress:
             self._stop.set()
         self._jobs.observe(self.kind, self.source_id, counts)
 
+    def hold(self, reason: str, rows: Sequence[tuple[str, str, str, str]]) -> None:
+        """Keep the disables the mass-disable guard held, for a super admin (SPEC §5.3).
+
+        Args:
+            reason: why the run was held (which threshold, how many).
+            rows: (user id, external id, user name, what the source reported) of every user
+                the run would have disabled; all are kept, the first ones also in the
+                details list `held`.
+        """
+        store = self._jobs.store
+        with store.writing() as session:
+            for start in range(0, len(rows), HOLD_PAGE):
+                queries.add_holds(session, self.job_id, rows[start : start + HOLD_PAGE])
+            details = [
+                ("held", user_name, external_id, HELD_TEXT.get(status, status))
+                for _, external_id, user_name, status in rows
+                if self.listed("held")
+            ]
+            job = queries.get_job(session, self.job_id)
+            assert job is not None
+            job.held_reason = reason
+            self.count(session, details=details, held=len(rows))
+        self.held_reason = reason
+
     def listed(self, category: str) -> bool:
         """Whether a details row of `category` still fits (for callers that use `count`)."""
         if self._listed[category] >= self._limit:
@@ -214,6 +269,8 @@ Work = Callable[[Progress], bool]
 #: Builds the work of a kind for a source (None for cleanup); raises NotFound or
 #: InvalidInput when that source cannot have such a job.
 WorkFactory = Callable[[JobKind, str | None], Work]
+#: Builds the work that disables what a held job holds, given when the job read them.
+ReleaseFactory = Callable[[datetime], Work]
 #: Told of every change of a job's counts: (kind, source, {counter: amount}).
 Observer = Callable[[JobKind, str | None, Mapping[str, int]], None]
 #: Sends the completion notice of a resync: (event, summary).
@@ -243,10 +300,14 @@ class Jobs:
         owner: str | None = None,
         observe: Observer | None = None,
         notify: Notify | None = None,
+        releases: ReleaseFactory | None = None,
+        on_finish: Callable[[JobView], None] | None = None,
     ) -> None:
         """
         Args:
             works: builds the work of a job (see `WorkFactory`).
+            releases: builds the work of a confirmed held job (see `ReleaseFactory`).
+            on_finish: told of every job this process ends, as it ended (metrics).
             directory_sources: the ids of the directory sources a resync covers.
             lease_seconds: how long a job's lease lasts without renewal; a process that
                 dies holds the job this long at most.
@@ -261,10 +322,16 @@ class Jobs:
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._observe = observe
         self._notify = notify
+        self._releases = releases
+        self._on_finish = on_finish
         self._running: dict[int, _Running] = {}
         self._announcers: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._closing = threading.Event()
+
+    @property
+    def store(self) -> Store:
+        return self._store
 
     def observe(self, kind: JobKind, source_id: str | None, counts: Mapping[str, int]) -> None:
         if self._observe is not None:
@@ -320,6 +387,10 @@ class Jobs:
             )
             session.add(job)
             session.flush()
+            if source_id is not None:
+                # A held run's list was read before this run: this run reads the source anew.
+                for held in queries.held_jobs(session, source_id, job.id):
+                    self._discard(session, held, "system", f"superseded by job {job.id}", now)
             queries.clear_details(session, source_id, kind.value, job.id)
             user_queries.add_audit_event(
                 session,
@@ -384,6 +455,100 @@ class Jobs:
         if running is not None:
             running.progress._stop.set()
         return view
+
+    def confirm(self, actor: Actor, job_id: int) -> JobView:
+        """Disable exactly the users a held job holds (SPEC §5.3); the job runs again, in this
+        process, and ends succeeded. Users synced since the job read them are left as that
+        newer sync made them.
+
+        Raises:
+            PermissionDenied: the actor may not run jobs.
+            NotFound: no such job.
+            Conflict: the job is not held (never was, or was confirmed or discarded already).
+            JobRunning: another job of the source is running.
+        """
+        actor.require(Permission.RUN_JOBS)
+        if self._releases is None:
+            raise Conflict("this gateway cannot confirm held jobs")
+        if self._closing.is_set():
+            raise JobRunning("this gateway (it is shutting down)", None)
+        now = self._clock()
+        with self._store.writing() as session:
+            job = self._held(session, job_id)
+            lease = _lease_name(JobKind(job.kind), job.source_id)
+            if not queries.take_lease(
+                session, lease, self.owner, now, now + self._lease, reentrant=False
+            ):
+                live = queries.live_job(session, job.source_id)
+                raise JobRunning(_what(JobKind(job.kind), job.source_id), live.id if live else None)
+            read_before = job.ended_at or now
+            job.state = JobState.RUNNING.value
+            job.ended_at = None
+            job.lease_owner = self.owner
+            job.lease_expires_at = now + self._lease
+            job.stop_requested = False
+            user_queries.add_audit_event(
+                session,
+                at=now,
+                actor=actor.name,
+                action="job.confirmed",
+                source_id=job.source_id,
+                details={"job": job.id, "kind": job.kind, "held": job.held},
+            )
+            view = _view(job)
+            progress = Progress(self, job, self._details_limit)
+        self._launch(progress, self._releases(read_before))
+        log.info("job %d: %s confirmed its %d held disables", job_id, actor.name, view.counts.held)
+        return view
+
+    def discard(self, actor: Actor, job_id: int) -> JobView:
+        """Drop a held job's list: nobody it held is disabled (SPEC §5.3).
+
+        Raises:
+            PermissionDenied, NotFound, Conflict: as `confirm`.
+        """
+        actor.require(Permission.RUN_JOBS)
+        with self._store.writing() as session:
+            job = self._held(session, job_id)
+            self._discard(session, job, actor.name, None, self._clock())
+            view = _view(job)
+        log.info("job %d: %s discarded its %d held disables", job_id, actor.name, view.counts.held)
+        return view
+
+    def holds(self, actor: Actor, job_id: int, *, after: int = 0, limit: int = 1000) -> list[Hold]:
+        """A page of the users a held job would disable (all of them, unlike its details)."""
+        actor.require(Permission.RUN_JOBS)
+        if not 1 <= limit <= 10_000:
+            raise InvalidInput("limit", "must be between 1 and 10000")
+        with self._store.reading() as session:
+            self._job(session, job_id)
+            return [
+                Hold(row.id, row.user_id, row.user_name, row.external_id, row.source_status)
+                for row in queries.holds(session, job_id, after, limit)
+            ]
+
+    def _held(self, session: Session, job_id: int) -> SyncJob:
+        job = self._job(session, job_id)
+        if job.state != JobState.HELD.value:
+            raise Conflict(f"job {job_id} is not held ({job.state})")
+        return job
+
+    def _discard(
+        self, session: Session, job: SyncJob, actor: str, why: str | None, now: datetime
+    ) -> None:
+        job.state = JobState.DISCARDED.value
+        job.ended_at = now
+        if why is not None:
+            job.error = why
+        queries.drop_holds(session, job.id)
+        user_queries.add_audit_event(
+            session,
+            at=now,
+            actor=actor,
+            action="job.discarded",
+            source_id=job.source_id,
+            details={"job": job.id, "kind": job.kind, "held": job.held, "why": why},
+        )
 
     def resync_all(self, actor: Actor) -> ResyncView:
         """One bulk job per directory source, and a completion notice when all have ended
@@ -536,6 +701,8 @@ class Jobs:
             job = self._job(session, progress.job_id)
             if error is not None:
                 state, job.error = JobState.FAILED, error
+            elif complete and progress.held_reason is not None:
+                state = JobState.HELD
             elif complete:
                 state = JobState.SUCCEEDED
             elif self._closing.is_set() and not job.stop_requested:
@@ -556,7 +723,10 @@ class Jobs:
                 source_id=job.source_id,
                 details={"job": job.id, "kind": job.kind, "state": state.value, "error": error},
             )
-            counts = _view(job).counts
+            view = _view(job)
+            counts = view.counts
+        if self._on_finish is not None:
+            self._on_finish(view)
         log.info(
             "job %d (%s%s) %s: %s%s",
             progress.job_id,
@@ -654,7 +824,7 @@ def resync_summary(
 
 def category_of(result: SyncResult) -> str | None:
     """The details list a sync result belongs to (None: not counted)."""
-    if result.outcome is Outcome.IGNORED:
+    if result.outcome in (Outcome.IGNORED, Outcome.DEFERRED):
         return None
     return result.outcome.value
 
@@ -696,6 +866,7 @@ def _view(job: SyncJob) -> JobView:
         error=job.error,
         batch_id=job.batch_id,
         counts=Counts(**{name: getattr(job, name) or 0 for name in queries.COUNTERS}),
+        held_reason=job.held_reason,
     )
 
 

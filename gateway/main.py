@@ -32,7 +32,8 @@ from gateway.daily import Cleanup, Refresh, Scheduler
 from gateway.directory import Directory
 from gateway.errors import InvalidInput, NotFound
 from gateway.failures import FailureLimiter
-from gateway.health import Readiness
+from gateway.guard import ReleaseHolds
+from gateway.health import DirectoryWatch, Readiness
 from gateway.jit import JitSync
 from gateway.jobs import JobKind, Jobs, Work
 from gateway.lastauth import LastAuthRecorder
@@ -43,9 +44,10 @@ from gateway.passwords import PasswordChanges
 from gateway.provisioning import Provisioning
 from gateway.search import DirectoryTree
 from gateway.tokens import BearerTokens
-from gateway.users import UserService, utcnow
+from gateway.users import Clock, UserService, utcnow
 from ldapproxy.listen import Listeners, listen, tls_of
 from ldapproxy.server import Services
+from store import jobs as job_queries
 from store import users as store_users
 from store.db import Store
 from store.migrate import check_schema, upgrade
@@ -125,13 +127,19 @@ def build(config: Config, *, migrate: bool = False) -> Runtime:
         )
     users = UserService(store, clock=utcnow)
     metrics = Metrics()
+    with store.reading() as session:
+        metrics.bulk_succeeded_at(job_queries.last_successes(session, JobKind.BULK.value))
+    watch = DirectoryWatch(
+        directory_ids(config), clock=utcnow, on_answer=metrics.directory_answered
+    )
+
+    def observe(source_id: str, kind: str, seconds: float, failed: bool) -> None:
+        metrics.upstream(source_id, kind, seconds, failed=failed)
+        watch.observe(source_id, failed)
+
     directories = {
         source.id: Directory(
-            source,
-            failover_cooldown_seconds=source.failover_cooldown_seconds,
-            observe=lambda s, kind, seconds, failed: metrics.upstream(
-                s, kind, seconds, failed=failed
-            ),
+            source, failover_cooldown_seconds=source.failover_cooldown_seconds, observe=observe
         )
         for source in config.directory_sources()
     }
@@ -154,20 +162,22 @@ def build(config: Config, *, migrate: bool = False) -> Runtime:
     )
     jobs = Jobs(
         store,
-        _works(config, store, users, directories),
+        works(config, store, users, directories),
         directory_sources=lambda: directory_ids(config),
         clock=utcnow,
         lease_seconds=config.sync.job_lease_seconds,
         details_limit=config.sync.details_limit,
         observe=lambda kind, source, counts: metrics.job(kind.value, source, counts),
         notify=_notify(config),
+        releases=lambda read_before: ReleaseHolds(users, store, read_before),
+        on_finish=metrics.job_finished,
     )
     jobs.recover()  # jobs a dead process left running are marked interrupted now
     return Runtime(
         config=config,
         store=store,
         users=users,
-        readiness=Readiness(store),
+        readiness=Readiness(store, watch),
         directories=directories,
         authenticator=authenticator,
         lookup=ExactLookup(config, users, directories, clock=utcnow),
@@ -190,14 +200,19 @@ def build(config: Config, *, migrate: bool = False) -> Runtime:
     )
 
 
-def _works(
-    config: Config, store: Store, users: UserService, directories: Mapping[str, Directory]
+def works(
+    config: Config,
+    store: Store,
+    users: UserService,
+    directories: Mapping[str, Directory],
+    *,
+    clock: Clock = utcnow,
 ) -> Callable[[JobKind, str | None], Work]:
-    """How each kind of job is done (SPEC §5.3-§5.5)."""
+    """How each kind of job is done (SPEC §5.3-§5.5), on `clock`."""
 
     def work(kind: JobKind, source_id: str | None) -> Work:
         if kind is JobKind.CLEANUP:
-            return Cleanup(users, store, config.sync, clock=utcnow)
+            return Cleanup(users, store, config.sync, clock=clock)
         source = next((s for s in config.sources if s.id == source_id), None)
         if source is None:
             raise NotFound(f"no source with id {source_id}")
@@ -206,9 +221,12 @@ def _works(
                 "source", f"{source_id} is a {source.kind} source: its client provisions it"
             )
         directory = directories[source.id]
+        limits = source.disable_limits(config.sync)
         if kind is JobKind.BULK:
-            return BulkSync(source, directory, users, store, clock=utcnow)
-        return Refresh(source, directory.read_user, users, store, config.sync, clock=utcnow)
+            return BulkSync(source, directory, users, store, clock=clock, limits=limits)
+        return Refresh(
+            source, directory.read_user, users, store, config.sync, clock=clock, limits=limits
+        )
 
     return work
 

@@ -5,9 +5,12 @@ serves `registry` at /metrics. Labels are closed sets (outcomes, source ids from
 never user names or DNs, so the series count stays bounded.
 """
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from datetime import datetime
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from gateway.jobs import JobKind, JobState, JobView
 
 
 class Metrics:
@@ -63,6 +66,43 @@ class Metrics:
             ["kind", "source", "category"],
             registry=self.registry,
         )
+
+        self.bulk_jobs = Counter(
+            "idgate_bulk_jobs",
+            "Bulk sync jobs this process ended, by source and final state (succeeded, failed,"
+            " held, stopped, interrupted)",
+            ["source", "state"],
+            registry=self.registry,
+        )
+        self.bulk_last_success = Gauge(
+            "idgate_bulk_last_success_timestamp_seconds",
+            "When the source's last bulk sync that read everything ended (Unix time), from the"
+            " store: alert when it is older than a day",
+            ["source"],
+            registry=self.registry,
+        )
+        self.directory_last_answer = Gauge(
+            "idgate_directory_last_answer_timestamp_seconds",
+            "When one of the source's servers last answered this process (Unix time)",
+            ["source"],
+            registry=self.registry,
+        )
+
+    def job_finished(self, view: JobView) -> None:
+        """A job this process ran has ended."""
+        if view.kind is not JobKind.BULK or view.source_id is None:
+            return
+        self.bulk_jobs.labels(view.source_id, view.state.value).inc()
+        if view.state is JobState.SUCCEEDED and view.ended_at is not None:
+            self.bulk_last_success.labels(view.source_id).set(view.ended_at.timestamp())
+
+    def bulk_succeeded_at(self, last: Iterable[tuple[str, datetime]]) -> None:
+        """The last successful bulk sync of each source, as the store has it (at start)."""
+        for source, at in last:
+            self.bulk_last_success.labels(source).set(at.timestamp())
+
+    def directory_answered(self, source: str, at: datetime) -> None:
+        self.directory_last_answer.labels(source).set(at.timestamp())
 
     def job(self, kind: str, source: str | None, counts: Mapping[str, int]) -> None:
         for category, amount in counts.items():

@@ -34,6 +34,7 @@ from gateway.engine.plan import (
     describe,
     plan_missing,
     plan_report,
+    plan_status,
 )
 from gateway.engine.roles import Permission, allowed
 from gateway.engine.status import RecordState
@@ -54,6 +55,7 @@ from gateway.records import (
     write_state,
 )
 from store import groups as group_queries
+from store import jobs as job_queries
 from store import users as queries
 from store.db import Store
 from store.models import Device, User, new_id
@@ -198,6 +200,7 @@ class UserService:
         seen_in_job: int | None = None,
         budget: AddBudget | None = None,
         alongside: Alongside | None = None,
+        defer_disables: bool = False,
     ) -> list[SyncResult]:
         """Apply a page of reports in one transaction (a bulk run, SPEC §5.3).
 
@@ -210,6 +213,9 @@ class UserService:
             seen_in_job: the bulk run reading the page, recorded on every record it saw.
             budget: how many users may still be added; decremented as they are.
             alongside: writes that must commit with the page (the job's counts).
+            defer_disables: leave every report that would disable an active user unwritten
+                (its result is DEFERRED; the record is only marked seen by the run), for the
+                mass-disable guard to decide on once the run knows how many there are.
 
         Returns:
             One result per report, in order.
@@ -219,7 +225,7 @@ class UserService:
         try:
             with self._store.writing() as session:
                 results = self._apply_page(
-                    session, source_id, reports, trigger, seen_in_job, budget
+                    session, source_id, reports, trigger, seen_in_job, budget, defer_disables
                 )
                 if alongside is not None:
                     alongside(session, results)
@@ -236,7 +242,7 @@ class UserService:
             try:
                 with self._store.writing() as session:
                     results += self._apply_page(
-                        session, source_id, [report], trigger, seen_in_job, budget
+                        session, source_id, [report], trigger, seen_in_job, budget, defer_disables
                     )
             except (IntegrityError, DataError) as exc:
                 if budget is not None:
@@ -259,6 +265,7 @@ class UserService:
         trigger: Trigger,
         seen_in_job: int | None,
         budget: AddBudget | None,
+        defer_disables: bool = False,
     ) -> list[SyncResult]:
         now = self._clock()
         rows = {row.external_id: row for row in queries.sync_rows(
@@ -290,12 +297,19 @@ class UserService:
             new_names = {name_key(reports[i].user_name) for i in slow}
             taken = queries.taken_name_keys(session, source_id, new_names)
             added = _NewUsers(source_id, trigger, now, seen_in_job)
+            deferred: list[str] = []
             for index in slow:
                 report = reports[index]
                 user = users.get(report.external_id)
                 if name_key(report.user_name) in taken:
                     self._free_user_name(session, source_id, report, user, trigger, now)
                 plan = plan_report(snapshot(user) if user else None, report, trigger, now)
+                if defer_disables and plan.outcome is Outcome.DISABLED and user is not None:
+                    deferred.append(user.id)
+                    results[index] = SyncResult(
+                        Outcome.DEFERRED, user.id, state_of(user), "deferred"
+                    )
+                    continue
                 if plan.outcome is Outcome.ADDED and budget is not None:
                     if budget.remaining <= 0:
                         results[index] = _not_synchronized(LIMIT_REACHED)
@@ -310,6 +324,8 @@ class UserService:
                 results[index] = self._result(plan, user, view=False)
             session.flush()
             queries.insert_users(session, added.users, added.phones, added.events)
+            if seen_in_job is not None:
+                job_queries.mark_seen(session, deferred, seen_in_job)
         return [results[i] for i in range(len(reports))]
 
     def apply_missing_batch(
@@ -328,6 +344,43 @@ class UserService:
             for external_id in external_ids:
                 user = users.get(external_id)
                 plan = plan_missing(snapshot(user) if user else None, trigger, now)
+                user = self._apply(session, source_id, user, plan, trigger, now)
+                results.append(self._result(plan, user, view=False))
+            session.flush()
+            if alongside is not None:
+                alongside(session, results)
+            return results
+
+    def apply_held(
+        self,
+        source_id: str,
+        holds: Sequence[tuple[str, SourceStatus]],
+        trigger: Trigger,
+        *,
+        read_before: datetime,
+        alongside: Alongside | None = None,
+    ) -> list[SyncResult]:
+        """Disable users whose disable the mass-disable guard held, now that a super admin
+        confirmed it (SPEC §5.3), in one transaction.
+
+        Args:
+            holds: (user id, what the source reported: disabled, expired or missing).
+            read_before: when the held run read them; a record synced since (a JIT sync
+                read it again) is left as that newer read made it (IGNORED).
+        """
+        with self._store.writing() as session:
+            now = self._clock()
+            results = []
+            for user_id, status in holds:
+                user = queries.get_user(session, user_id, for_update=True)
+                if (
+                    user is None
+                    or user.source_id != source_id
+                    or (user.last_sync_at is not None and user.last_sync_at > read_before)
+                ):
+                    results.append(SyncResult(Outcome.IGNORED, user_id, None, "read since"))
+                    continue
+                plan = plan_status(snapshot(user), status, trigger, now)
                 user = self._apply(session, source_id, user, plan, trigger, now)
                 results.append(self._result(plan, user, view=False))
             session.flush()

@@ -75,10 +75,13 @@ def create_app(
 
     async def readyz(_: Request) -> JSONResponse:
         checks = await run_in_threadpool(readiness)
-        ready = all(check.ok for check in checks)
+        ready = all(check.ok for check in checks if check.decides)
         body = {
             "status": "ready" if ready else "not ready",
-            "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in checks],
+            "checks": [
+                {"name": c.name, "ok": c.ok, "detail": c.detail, "decides": c.decides}
+                for c in checks
+            ],
         }
         return JSONResponse(body, status_code=200 if ready else 503)
 

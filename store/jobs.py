@@ -12,11 +12,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from store.models import Lease, SyncJob, SyncJobDetail, User
+from store.models import JobHold, Lease, SyncJob, SyncJobDetail, User
 
 #: States of a job that still has a process working on it.
 LIVE_STATES = ("running", "stopping")
@@ -30,6 +30,7 @@ COUNTERS = (
     "not_synchronized",
     "deleted",
     "failed",
+    "held",
 )
 
 
@@ -133,6 +134,16 @@ def history(
     return session.scalars(query.order_by(SyncJob.id.desc()).limit(limit)).all()
 
 
+def last_successes(session: Session, kind: str) -> list[tuple[str, datetime]]:
+    """(source, end) of each source's latest job of `kind` that succeeded."""
+    rows = session.execute(
+        select(SyncJob.source_id, func.max(SyncJob.ended_at))
+        .where(SyncJob.kind == kind, SyncJob.state == "succeeded", SyncJob.source_id.is_not(None))
+        .group_by(SyncJob.source_id)
+    ).all()
+    return [(source, ended) for source, ended in rows if source is not None and ended is not None]
+
+
 def mark_interrupted(session: Session, now: datetime, reason: str) -> list[SyncJob]:
     """Jobs whose process stopped renewing their lease: marked `interrupted` (SPEC §5.3)."""
     jobs = session.scalars(
@@ -228,14 +239,15 @@ def count_users(session: Session, source_id: str) -> int:
 
 def unseen_users(
     session: Session, source_id: str, job_id: int, started_at: datetime, after: str, limit: int
-) -> Sequence[tuple[str, str, str]]:
-    """(id, external_id, user_name) of records a complete bulk run did not see, in id order.
+) -> Sequence[tuple[str, str, str, str]]:
+    """(id, external_id, user_name, status) of records a complete bulk run did not see, in
+    id order.
 
     Records already `missing` are left out (nothing would change), and so are records synced
     since the run started (a JIT sync read them more recently than the run's page did).
     """
     rows = session.execute(
-        select(User.id, User.external_id, User.user_name)
+        select(User.id, User.external_id, User.user_name, User.status)
         .where(
             User.source_id == source_id,
             User.source_status != "missing",
@@ -246,7 +258,68 @@ def unseen_users(
         .order_by(User.id)
         .limit(limit)
     ).all()
-    return [(row.id, row.external_id, row.user_name) for row in rows]
+    return [(row.id, row.external_id, row.user_name, row.status) for row in rows]
+
+
+def count_active(session: Session, source_id: str) -> int:
+    """A source's active users: what the mass-disable guard measures a run against."""
+    query = select(func.count()).where(User.source_id == source_id, User.status == "active")
+    return session.scalar(query) or 0
+
+
+def mark_seen(session: Session, user_ids: Sequence[str], job_id: int) -> None:
+    """A bulk run saw these records but wrote nothing to them (a disable it holds back)."""
+    if user_ids:
+        session.execute(
+            update(User)
+            .where(User.id.in_(user_ids))
+            .values(seen_in_job=job_id)
+            .execution_options(synchronize_session=False)
+        )
+
+
+# -- the users a held run would disable (SPEC §5.3, the mass-disable guard) -------------------
+
+
+def add_holds(session: Session, job_id: int, rows: Iterable[tuple[str, str, str, str]]) -> None:
+    """Append (user_id, external_id, user_name, source_status) rows to a job's hold list."""
+    values = [
+        {
+            "job_id": job_id,
+            "user_id": user_id,
+            "external_id": external_id,
+            "user_name": user_name,
+            "source_status": status,
+        }
+        for user_id, external_id, user_name, status in rows
+    ]
+    if values:
+        session.execute(insert(JobHold), values)
+
+
+def holds(session: Session, job_id: int, after: int, limit: int) -> Sequence[JobHold]:
+    """A page of a job's hold list, in the order it was written, from hold id `after`."""
+    return session.scalars(
+        select(JobHold)
+        .where(JobHold.job_id == job_id, JobHold.id > after)
+        .order_by(JobHold.id)
+        .limit(limit)
+    ).all()
+
+
+def drop_holds(session: Session, job_id: int) -> None:
+    session.execute(
+        delete(JobHold).where(JobHold.job_id == job_id).execution_options(synchronize_session=False)
+    )
+
+
+def held_jobs(session: Session, source_id: str, before_job: int) -> Sequence[SyncJob]:
+    """A source's held runs older than `before_job` (a newer run supersedes them)."""
+    return session.scalars(
+        select(SyncJob)
+        .where(SyncJob.source_id == source_id, SyncJob.state == "held", SyncJob.id < before_job)
+        .with_for_update()
+    ).all()
 
 
 def idle_users(
@@ -256,8 +329,8 @@ def idle_users(
     idle_before: datetime,
     synced_before: datetime,
     limit: int,
-) -> Sequence[tuple[str, str, str]]:
-    """(id, external_id, user_name) of a source's users idle since before `idle_before`
+) -> Sequence[tuple[str, str, str, str]]:
+    """(id, external_id, user_name, status) of a source's users idle since before `idle_before`
     (SPEC §5.4): last authenticated before then, or never and created before then.
 
     The least recently synced come first, and among those the longest idle: a daily batch
@@ -268,7 +341,7 @@ def idle_users(
     idle_since = func.coalesce(User.last_auth_at, User.created_at)
     synced = func.coalesce(User.last_sync_at, User.created_at)
     rows = session.execute(
-        select(User.id, User.external_id, User.user_name)
+        select(User.id, User.external_id, User.user_name, User.status)
         .where(
             User.source_id == source_id,
             idle_since < idle_before,
@@ -277,7 +350,7 @@ def idle_users(
         .order_by(synced, idle_since, User.id)
         .limit(limit)
     ).all()
-    return [(row.id, row.external_id, row.user_name) for row in rows]
+    return [(row.id, row.external_id, row.user_name, row.status) for row in rows]
 
 
 def never_used(session: Session, created_before: datetime, after: str, limit: int) -> list[str]:

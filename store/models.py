@@ -268,7 +268,7 @@ class SyncJob(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     source_id: Mapped[str | None] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(16))
-    #: running | stopping | stopped | succeeded | failed | interrupted
+    #: running | stopping | stopped | succeeded | failed | interrupted | held | discarded
     state: Mapped[str] = mapped_column(String(16))
     requested_by: Mapped[str] = mapped_column(String(255))
     started_at: Mapped[datetime]
@@ -292,6 +292,29 @@ class SyncJob(Base):
     deleted: Mapped[int] = mapped_column(Integer, default=0)
     #: Users whose read failed (refresh): nothing changed for them.
     failed: Mapped[int] = mapped_column(Integer, default=0)
+    #: Users the mass-disable guard kept from being disabled (SPEC §5.3): `job_holds`.
+    held: Mapped[int] = mapped_column(Integer, default=0)
+    #: Why the guard held the run, while it waits for a super admin (state `held`).
+    held_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class JobHold(Base):
+    """A user a held run would have disabled, and why (SPEC §5.3, the mass-disable guard).
+
+    The whole list, unlike the details lists: confirming the run disables exactly these.
+    """
+
+    __tablename__ = "job_holds"
+    __table_args__ = (Index("ix_job_holds_job", "job_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("sync_jobs.id", ondelete="CASCADE"))
+    #: The record (not a foreign key: a record deleted meanwhile is skipped at confirmation).
+    user_id: Mapped[str] = mapped_column(String(36))
+    external_id: Mapped[str] = mapped_column(String(255))
+    user_name: Mapped[str] = mapped_column(String(255))
+    #: What the source reported: disabled, expired or missing.
+    source_status: Mapped[str] = mapped_column(String(16))
 
 
 class SyncJobDetail(Base):

@@ -28,6 +28,8 @@ STATE_STYLES = {
     "succeeded": "green",
     "failed": "red",
     "interrupted": "red",
+    "held": "bold magenta",
+    "discarded": "yellow",
 }
 
 
@@ -98,7 +100,7 @@ def shown_counters(jobs: Sequence[JsonObject]) -> list[str]:
     """The live counters, plus deleted and failed where a job has any, or is a cleanup."""
     extra = [
         name
-        for name in ("deleted", "failed")
+        for name in ("deleted", "failed", "held")
         if any(counts_of(j)[name] or j.get("kind") == "cleanup" for j in jobs)
     ]
     return [*LIVE_COUNTERS, *extra]

@@ -3,10 +3,17 @@
 import sys
 
 import click
+from rich.table import Table
 from rich.text import Text
 
-from gateway.admincli.follow import Follower, StopWaiting, abandoned, start_and_follow
-from gateway.admincli.formatting import title
+from gateway.admincli.follow import (
+    Follower,
+    StopWaiting,
+    abandoned,
+    follow_job,
+    start_and_follow,
+)
+from gateway.admincli.formatting import plain, title
 from gateway.admincli.options import EPILOG, api_command
 from gateway.admincli.render import (
     details_tables,
@@ -17,6 +24,9 @@ from gateway.admincli.render import (
 )
 from gateway.admincli.session import Session, local_error
 from gateway.adminclient import CATEGORIES, LIVE_STATES, JsonObject
+
+#: Held users asked for per request by `idgate sync holds`.
+HOLDS_PAGE = 1000
 
 
 @click.group(epilog=EPILOG)
@@ -121,6 +131,62 @@ def sync_stop(session: Session, source: str | None, job_id: int | None) -> None:
             Text(f"{title(job)}: {job.get('state')}; what it wrote stays", style="yellow")
         ),
     )
+
+
+@sync.command("holds")
+@click.argument("job_id", type=int)
+@api_command
+def sync_holds(session: Session, job_id: int) -> None:
+    """Every user the held job JOB_ID would disable, and what the source reported."""
+    rows: list[JsonObject] = []
+    after = 0
+    while True:
+        page = session.client.job_holds(job_id, after=after, limit=HOLDS_PAGE).get("holds") or []
+        rows += page
+        if len(page) < HOLDS_PAGE:
+            break
+        after = int(page[-1]["id"])
+    answer: JsonObject = {"job": job_id, "holds": rows}
+
+    def render() -> None:
+        table = Table(title=f"job {job_id}: {len(rows)} users held")
+        for heading in ("user name", "external id", "the source reports"):
+            table.add_column(heading, overflow="fold")
+        for row in rows:
+            table.add_row(
+                plain(row.get("user_name")),
+                plain(row.get("external_id")),
+                plain(row.get("source_status")),
+            )
+        session.console.print(table)
+
+    session.emit(answer, render)
+
+
+@sync.command("confirm")
+@click.argument("job_id", type=int)
+@click.option("--no-wait", is_flag=True, help="Return once the gateway has started.")
+@api_command
+def sync_confirm(session: Session, job_id: int, no_wait: bool) -> None:
+    """Disable exactly the users the held job JOB_ID holds (the mass-disable guard).
+
+    Users a sign-in synced since the job read them are left as that newer read made them.
+    Exit 0 when every held user was dealt with.
+    """
+    job = session.client.confirm_job(job_id)
+    if not no_wait:
+        job = follow_job(session, job)
+    session.emit(job, lambda: session.console.print(job_card(job)))
+    sys.exit(job_exit_code(job) if not no_wait else 0)
+
+
+@sync.command("discard")
+@click.argument("job_id", type=int)
+@api_command
+def sync_discard(session: Session, job_id: int) -> None:
+    """Drop the held job JOB_ID's list: nobody in it is disabled."""
+    job = session.client.discard_job(job_id)
+    session.emit(job, lambda: session.console.print(job_card(job)))
 
 
 @sync.command("resync")

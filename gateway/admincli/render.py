@@ -42,6 +42,8 @@ def job_card(job: JsonObject) -> RenderableType:
         facts.add_row("resync batch", plain(job.get("batch")))
     if job.get("error"):
         facts.add_row("error", Text(str(job["error"]), style="red"))
+    if job.get("held_reason"):
+        facts.add_row("held", Text(str(job["held_reason"]), style="magenta"))
     counts = Table(title=None, show_edge=True, pad_edge=True)
     counts.add_column("users")
     counts.add_column("count", justify="right")
@@ -61,6 +63,16 @@ def _ending(job: JsonObject) -> Text:
         )
     if state in LIVE_STATES:
         return Text(f"still {state}: idgate sync status --job {job.get('id')}", style="dim")
+    if state == "held":
+        job_id = job.get("id")
+        return Text(
+            "held by the mass-disable guard: nobody was disabled. Review the list"
+            f" (idgate sync holds {job_id}), then idgate sync confirm {job_id} to disable"
+            f" exactly those users, or idgate sync discard {job_id}.",
+            style="magenta",
+        )
+    if state == "discarded":
+        return Text("discarded: the users it held were not disabled.", style="yellow")
     return Text("")
 
 

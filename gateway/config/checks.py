@@ -201,3 +201,36 @@ def number(value: Any) -> Any:
     if isinstance(value, bool):
         raise PydanticCustomError("float_type", "Input should be a valid number")
     return value
+
+
+def _threshold(value: Any, convert: type, low: float, high: float | None) -> Any:
+    """A guard threshold: a number within bounds, or ``false`` (also an override's text) to
+    switch it off. 0 is a number here (hold every disable), never false."""
+    if value is False or (isinstance(value, str) and value.strip().lower() == "false"):
+        return False
+    number: Any = value
+    if isinstance(value, str):
+        try:
+            number = convert(value.strip())
+        except ValueError:
+            number = None
+    if isinstance(number, bool) or not isinstance(number, int | float):
+        raise PydanticCustomError(
+            "threshold_type", "must be a number, or false to switch this threshold off"
+        )
+    if convert is int and number != int(number):
+        raise PydanticCustomError("threshold_type", "must be a whole number, or false")
+    if not low <= number <= (high if high is not None else number) or number != number:
+        bounds = f"between {low:g} and {high:g}" if high is not None else f"at least {low:g}"
+        raise PydanticCustomError(
+            "threshold_bounds", f"must be {bounds} (got {number}), or false to switch it off"
+        )
+    return convert(number)
+
+
+def disable_count(value: Any) -> int | bool:
+    return _threshold(value, int, 0, None)  # type: ignore[no-any-return]
+
+
+def disable_percent(value: Any) -> float | bool:
+    return _threshold(value, float, 0, 100)  # type: ignore[no-any-return]

@@ -3,9 +3,9 @@
 import types
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, PlainValidator
 
 from gateway.config import checks
 
@@ -26,6 +26,9 @@ Argon2Hash = Annotated[str, AfterValidator(checks.argon2_hash)]
 ExistingFile = Annotated[Path, AfterValidator(checks.existing_file)]
 EmailAddress = Annotated[str, AfterValidator(checks.email_address)]
 NonBlank = Annotated[str, AfterValidator(checks.not_blank)]
+#: The mass-disable guard's thresholds (SPEC §5.3): false switches one off.
+DisableCount = Annotated[int | Literal[False], PlainValidator(checks.disable_count)]
+DisablePercent = Annotated[float | Literal[False], PlainValidator(checks.disable_percent)]
 
 
 def unwrap(annotation: Any, node: Any) -> Any:

@@ -17,6 +17,8 @@ from gateway.config.checks import SCHEME, admin_name, base_dir, base_url, http_u
 from gateway.config.errors import sibling_error
 from gateway.config.fields import (
     Argon2Hash,
+    DisableCount,
+    DisablePercent,
     DistinguishedName,
     EmailAddress,
     ExistingFile,
@@ -186,6 +188,11 @@ class SyncConfig(Model):
     scheduler: bool = True
     #: How long a job's lease lasts unrenewed: the longest a dead process holds its job.
     job_lease_seconds: Integer = Field(default=60, ge=3, le=3600)
+    #: The mass-disable guard (SPEC §5.3): a bulk run or refresh batch that would disable more
+    #: of a source's active users than this many, or this percentage of them, disables none
+    #: and waits for a super admin. `false` switches a threshold off.
+    max_disable_count: DisableCount = 500
+    max_disable_percent: DisablePercent = 20.0
 
     @field_validator("daily_run_at", mode="before")
     @classmethod

@@ -16,6 +16,8 @@ from gateway.config.checks import DOWNLEVEL, NETBIOS, UPN, distinguished_name, l
 from gateway.config.fields import (
     Argon2Hash,
     AttributeName,
+    DisableCount,
+    DisablePercent,
     DistinguishedName,
     ExistingFile,
     HostName,
@@ -26,6 +28,8 @@ from gateway.config.fields import (
     SourceId,
 )
 from gateway.config.mapping import AD_STATUS, AttributeMap, StatusConfig
+from gateway.config.sections import SyncConfig
+from gateway.engine.guard import DisableLimits
 from gateway.engine.statusmap import StatusMapping
 
 SOURCE_KINDS = ("ad", "entra", "ldap", "local", "scim")
@@ -68,6 +72,9 @@ class _DirectorySource(_SourceBase):
     # the default only keeps the signature honest for Python callers.
     attributes: AttributeMap = AttributeMap(user_name="uid")
     status: StatusConfig = StatusConfig()
+    #: This source's mass-disable thresholds (SPEC §5.3); absent: those of [sync].
+    max_disable_count: DisableCount | None = None
+    max_disable_percent: DisablePercent | None = None
 
     #: Kind-specific defaults of [sources.attributes].
     _default_display_name: ClassVar[str] = "cn"
@@ -162,6 +169,17 @@ class _DirectorySource(_SourceBase):
     def status_mapping(self) -> StatusMapping:
         """The status engine's mapping for this source (SPEC §4.3)."""
         return self.status.mapping()
+
+    def disable_limits(self, sync: SyncConfig) -> DisableLimits:
+        """The mass-disable guard's thresholds for this source: its own, else [sync]'s."""
+        count = self.max_disable_count
+        count = sync.max_disable_count if count is None else count
+        percent = self.max_disable_percent
+        percent = sync.max_disable_percent if percent is None else percent
+        return DisableLimits(
+            count=None if count is False else int(count),
+            percent=None if percent is False else float(percent),
+        )
 
 
 def _uses_tls(data: Mapping[str, Any]) -> bool:

@@ -13,6 +13,7 @@ The modules, each importing only those above it:
   policy control), `adcodes` (AD's ``data XXX`` bind codes), `errors` (ldap3 → gateway errors);
 - `binding` (a bind answer → BindResult), `entry` (DirectoryEntry from the raw response),
   `attributes` (what to request), `mapping` (to_source_user);
+- `completeness` (whether a read covered its scope, and the operator's fix when not);
 - `servers` (order and cool-down), `tls` (certificate checks), `connect` (opening connections,
   failover, the service bind), `pool` (connection pools);
 - `directory` (Directory).

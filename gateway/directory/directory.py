@@ -9,7 +9,7 @@ counts). A connection to a fallback server is retired once the preferred server'
 is over (see `gateway.directory.servers`), and one idle for longer than `MAX_IDLE_SECONDS` is
 replaced, since firewalls and AD (MaxConnIdleTime) drop idle connections silently.
 
-The bulk read (`iter_users`) uses its own connection, outside the pools, so a long sync never
+The bulk read (`read_scope`) uses its own connection, outside the pools, so a long sync never
 holds a connection that binds and lookups need.
 """
 
@@ -17,7 +17,8 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 import ldap3
@@ -27,14 +28,18 @@ from ldap3.protocol.sasl.sasl import sasl_prep
 from gateway.config import AdSource, LdapSource
 from gateway.directory.attributes import requested_attributes
 from gateway.directory.binding import classify_bind
+from gateway.directory.completeness import Shortfall, incomplete, shortfall_of
 from gateway.directory.connect import Connector, Link, close_quietly
 from gateway.directory.dn import dn_key, is_within
 from gateway.directory.entry import OBJECT_GUID, DirectoryEntry, decode_entry
 from gateway.directory.errors import (
+    ADMIN_LIMIT_EXCEEDED,
     INVALID_DN_SYNTAX,
     LIBRARY_ERRORS,
     NO_SUCH_OBJECT,
     REFERRAL,
+    SIZE_LIMIT_EXCEEDED,
+    TIME_LIMIT_EXCEEDED,
     Failure,
     check_search,
     classify,
@@ -45,9 +50,9 @@ from gateway.directory.names import NameKind, name_assertion
 from gateway.directory.outcomes import BindResult, PasswordChange
 from gateway.directory.pool import Pool
 from gateway.directory.ppolicy import PPOLICY_OID
-from gateway.errors import UpstreamError, UpstreamUnavailable
+from gateway.errors import IncompleteRead, UpstreamError, UpstreamUnavailable
 
-__all__ = ["MAX_IDLE_SECONDS", "PAGED_RESULTS_OID", "Directory"]
+__all__ = ["MAX_IDLE_SECONDS", "PAGED_RESULTS_OID", "Directory", "RootRead", "ScopeRead"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +62,17 @@ PAGED_RESULTS_OID = "1.2.840.113556.1.4.319"
 MAX_IDLE_SECONDS = 300.0
 #: Default cool-down of a server that could not be reached.
 FAILOVER_COOLDOWN_SECONDS = 30.0
+
+#: How often a bulk read opens a connection again after losing one between pages.
+READ_RETRIES = 2
+#: Ends of a one-user search that leave a root unread (judged by `_find_one`).
+_ONE_USER_ENDS = (
+    SIZE_LIMIT_EXCEEDED,
+    TIME_LIMIT_EXCEEDED,
+    ADMIN_LIMIT_EXCEEDED,
+    NO_SUCH_OBJECT,
+    REFERRAL,
+)
 
 R = TypeVar("R")
 #: (source id, "read" or "bind", seconds, failed)
@@ -162,50 +178,153 @@ class Directory:
                 return None
         return self._find_one(equality(self._source.id_attribute, escaped), "read by id")
 
-    def iter_users(self, page_size: int | None = None) -> Iterator[DirectoryEntry]:
+    def read_scope(self, page_size: int | None = None, *, count_only: bool = False) -> "ScopeRead":
         """Every user in scope, read page by page with Simple Paged Results (RFC 2696).
 
         The control is sent as critical: a server without it fails the read rather than
         returning a silently truncated list. Entries found under two overlapping roots come
-        once; entries without a usable id are skipped with a warning.
+        once; entries without a usable id are skipped with a warning. A connection lost
+        between pages is opened again (the next server if need be) and that root read again
+        from its start, at most `READ_RETRIES` times: a paged-results cookie belongs to its
+        connection.
+
+        The read is complete (`ScopeRead.complete`) only once iterating it has ended without
+        an error: every root answered success on its last page, every page carried the
+        paged-results control, and the last cookie was empty. Anything else raises, and
+        what was yielded before stays valid but proves nobody gone (SPEC §5.3).
 
         Args:
             page_size: entries per page (default: the source's page_size).
+            count_only: ask for the id attribute only (a connection test counts the scope).
 
-        Raises:
-            UpstreamUnavailable, UpstreamTimeout, UpstreamError: the directory failed, before
-                or while streaming (what was yielded stays valid).
+        Raises (while iterating):
+            IncompleteRead: a limit, a missing root, a referral, paging refused or ignored,
+                a cookie refused, a connection lost between pages after the retries.
+            UpstreamUnavailable, UpstreamTimeout, UpstreamError: the directory failed.
         """
         if self._closed:
             raise UpstreamUnavailable(f"source {self._source.id}: the connector is closed")
-        size = page_size or self._source.page_size
+        attributes = [self._source.id_attribute] if count_only else self._attributes
+        return ScopeRead(
+            lambda roots: self._scan(page_size or self._source.page_size, attributes, roots)
+        )
+
+    def _scan(
+        self, size: int, attributes: list[str], roots: list["RootRead"]
+    ) -> Iterator[DirectoryEntry]:
         link = self._connector.open(service=True)
         seen: set[str] = set()
+        retries = READ_RETRIES
         try:
             for root in self._source.roots:
-                cookie: bytes | None = None
                 while True:
                     try:
-                        responses, result = self._search_on(
-                            link, root, ldap3.SUBTREE, self._scope, self._attributes,
-                            "paged search", paged=(size, cookie),
-                        )  # fmt: skip
-                    except LIBRARY_ERRORS as exc:
-                        self._operation_failed(link, exc)
-                        raise translate(exc, self._source.id, link.url, "paged search") from exc
-                    if result["result"] in (NO_SUCH_OBJECT, REFERRAL):
-                        log.warning("source %s: root %s does not exist", self._source.id, root)
+                        scanned = self._scan_root(link, root, size, attributes, seen)
+                        pages, count = yield from scanned
                         break
-                    for entry in self._decode_all(responses):
-                        if entry.external_id not in seen:
-                            seen.add(entry.external_id)
-                            yield entry
-                    control = (result.get("controls") or {}).get(PAGED_RESULTS_OID) or {}
-                    cookie = (control.get("value") or {}).get("cookie") or None
-                    if not cookie:
-                        break
+                    except _Dropped as dropped:
+                        _close_link(link)
+                        if retries == 0:
+                            raise self._incomplete(
+                                Shortfall.CONNECTION_LOST, link.url, root, dropped.entries
+                            ) from dropped.__cause__
+                        retries -= 1
+                        log.warning(
+                            "source %s: the connection to %s was lost during the read of %s;"
+                            " reading that root again",
+                            self._source.id,
+                            link.url,
+                            root,
+                        )
+                        try:
+                            link = self._connector.open(service=True)
+                        except UpstreamError as exc:
+                            if not seen and not roots:
+                                raise  # nothing was read: no server answers, as it says
+                            raise self._incomplete(
+                                Shortfall.CONNECTION_LOST, link.url, root, dropped.entries
+                            ) from exc
+                roots.append(RootRead(root, count, pages))
         finally:
             _close_link(link)
+
+    def _scan_root(
+        self, link: Link, root: str, size: int, attributes: list[str], seen: set[str]
+    ) -> Generator[DirectoryEntry, None, tuple[int, int]]:
+        """Read one root to its end; returns (pages, entries of the root).
+
+        Raises:
+            _Dropped: the connection dropped (the caller opens another and reads again).
+            IncompleteRead, UpstreamError: as `read_scope`.
+        """
+        cookie: bytes | None = None
+        pages = count = 0
+        while True:
+            try:
+                responses, result = self._search_on(
+                    link, root, ldap3.SUBTREE, self._scope, attributes, "paged search",
+                    paged=(size, cookie), check=False,
+                )  # fmt: skip
+            except LIBRARY_ERRORS as exc:
+                self._operation_failed(link, exc)
+                if classify(exc) is Failure.DROPPED:
+                    raise _Dropped(count) from exc
+                raise translate(exc, self._source.id, link.url, "paged search") from exc
+            code = result["result"]
+            shortfall = shortfall_of(
+                code,
+                paged=True,
+                cookie_sent=cookie is not None,
+                message=str(result.get("message") or ""),
+            )
+            if (
+                shortfall is None
+                and self._kind == "ldap"
+                and any(r.get("type") == "searchResRef" for r in link.connection.response or ())
+            ):
+                # Entries under a referral object are on another server: unread. (Active
+                # Directory answers every search of a domain root with references to its
+                # DNS and configuration partitions, where no user lives: not counted there.)
+                shortfall = Shortfall.REFERRAL_INSIDE
+            if shortfall is not None:
+                # What came with it is real (slapd sends what fits a size limit): yielded.
+                yield from self._unseen(responses, seen)
+                raise self._incomplete(shortfall, link.url, root, count + len(responses))
+            description = str(result["description"])
+            check_search(code, description, self._source.id, link.url, "paged search")
+            pages += 1
+            control = (result.get("controls") or {}).get(PAGED_RESULTS_OID)
+            if control is None:
+                raise self._incomplete(Shortfall.PAGING_IGNORED, link.url, root, count)
+            count += len(responses)
+            yield from self._unseen(responses, seen)
+            cookie = (control.get("value") or {}).get("cookie") or None
+            if not cookie:
+                return pages, count
+
+    def _unseen(self, responses: list[dict[str, Any]], seen: set[str]) -> Iterator[DirectoryEntry]:
+        """The entries of a page not yielded before (overlapping roots, a root read again)."""
+        for entry in self._decode_all(responses):
+            if entry.external_id not in seen:
+                seen.add(entry.external_id)
+                yield entry
+
+    def _incomplete(
+        self, shortfall: Shortfall, url: str, root: str, entries: int
+    ) -> IncompleteRead:
+        error = incomplete(
+            shortfall,
+            source_id=self._source.id,
+            url=url,
+            root=root,
+            entries=entries,
+            kind=self._kind,
+            bind_dn=self._source.bind_dn,
+            timeout_seconds=self._time_limit,
+            page_size=self._source.page_size,
+        )
+        log.error("%s", error)
+        return error
 
     def supports_paged_results(self) -> bool:
         """Whether the server lists Simple Paged Results in the RootDSE's supportedControl.
@@ -351,18 +470,26 @@ class Directory:
 
         def search(link: Link) -> list[dict[str, Any]]:
             found: dict[tuple[str, ...], dict[str, Any]] = {}
+            unread: IncompleteRead | None = None
             for root in self._source.roots:
                 # Two entries are enough to call the name ambiguous.
                 responses, result = self._search_on(
                     link, root, ldap3.SUBTREE, search_filter, self._attributes, what,
-                    size_limit=2,
+                    size_limit=2, tolerate=_ONE_USER_ENDS,
                 )  # fmt: skip
-                if result["result"] in (NO_SUCH_OBJECT, REFERRAL):
-                    log.warning("source %s: root %s does not exist", self._source.id, root)
+                code = result["result"]
+                if code != 0 and not (code == SIZE_LIMIT_EXCEEDED and len(responses) >= 2):
+                    shortfall = shortfall_of(code, paged=False, cookie_sent=False)
+                    assert shortfall is not None  # _ONE_USER_ENDS are shortfalls
+                    unread = unread or self._incomplete(shortfall, link.url, root, len(responses))
                 for response in responses:
                     key = dn_key(response["dn"])
                     if key is not None:
                         found.setdefault(key, response)
+            if unread is not None and not found:
+                # Not found, but not everywhere it could be: the user may be in the root that
+                # was not read, so this is no evidence of a deletion (a failed read).
+                raise unread
             return list(found.values())
 
         return self._only(self._run(self._service, what, search), what)
@@ -406,6 +533,7 @@ class Directory:
         size_limit: int = 0,
         paged: tuple[int, bytes | None] | None = None,
         tolerate: tuple[int, ...] = (),
+        check: bool = True,
     ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         """One search on `link`: the entries (not references) and the result.
 
@@ -413,7 +541,8 @@ class Directory:
             LIBRARY_ERRORS: ldap3 failed (the caller translates, after deciding whether to
                 retry).
             UpstreamUnavailable, UpstreamTimeout, UpstreamError: the search ended with a code
-                that carries no answer (and is not in `tolerate`).
+                that carries no answer (and is not in `tolerate`; never with ``check=False``,
+                when the caller judges the code itself).
         """
         connection = link.connection
         connection.search(
@@ -429,7 +558,7 @@ class Directory:
             paged_criticality=paged is not None,
         )
         result: dict[str, Any] = connection.result
-        if result["result"] not in tolerate:
+        if check and result["result"] not in tolerate:
             check_search(
                 result["result"], str(result["description"]), self._source.id, link.url, what
             )
@@ -483,6 +612,49 @@ class Directory:
             or idle_seconds > MAX_IDLE_SECONDS
             or self._connector.servers.better_than(link.server)
         )
+
+
+@dataclass(frozen=True)
+class RootRead:
+    """One root of a complete read: how many entries it held and in how many pages."""
+
+    root: str
+    entries: int
+    pages: int
+
+
+class ScopeRead(Iterator[DirectoryEntry]):
+    """One read of a source's whole scope (`Directory.read_scope`); iterate it for the entries.
+
+    `complete` turns True only when the iteration has ended without an error; `roots` then
+    lists every root with its count. Closing it early gives the connection back.
+    """
+
+    def __init__(self, scan: Callable[[list[RootRead]], Iterator[DirectoryEntry]]) -> None:
+        self.roots: list[RootRead] = []
+        self.complete = False
+        self._entries = scan(self.roots)
+
+    def __next__(self) -> DirectoryEntry:
+        try:
+            return next(self._entries)
+        except StopIteration:
+            # Only a scan that returned normally (every root, every page) gets here.
+            self.complete = True
+            raise
+
+    def close(self) -> None:
+        close = getattr(self._entries, "close", None)
+        if close is not None:
+            close()
+
+
+class _Dropped(Exception):
+    """The connection of a bulk read failed; `entries` of the current root had been read."""
+
+    def __init__(self, entries: int) -> None:
+        super().__init__(entries)
+        self.entries = entries
 
 
 def _close_link(link: Link) -> None:

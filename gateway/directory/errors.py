@@ -97,17 +97,21 @@ def translate(exc: Exception, source_id: str, url: str, what: str) -> UpstreamEr
 
 # RFC 4511 §4.1.9 result codes a search may end with.
 SUCCESS = 0
+PROTOCOL_ERROR = 2
 TIME_LIMIT_EXCEEDED = 3
 SIZE_LIMIT_EXCEEDED = 4
 REFERRAL = 10
+ADMIN_LIMIT_EXCEEDED = 11
 UNAVAILABLE_CRITICAL_EXTENSION = 12
 NO_SUCH_OBJECT = 32
 INVALID_DN_SYNTAX = 34
 BUSY = 51
 UNAVAILABLE = 52
+UNWILLING_TO_PERFORM = 53
 
 #: Ends of a search that carry an answer (possibly "nothing here") rather than a failure.
-#: A referral is such an answer too: referrals are never chased (SPEC §2).
+#: A referral is such an answer too: referrals are never chased (SPEC §2). Reads that must
+#: prove a user gone judge these codes themselves (`gateway.directory.completeness`).
 ANSWERS = frozenset({SUCCESS, SIZE_LIMIT_EXCEEDED, REFERRAL, NO_SUCH_OBJECT})
 
 

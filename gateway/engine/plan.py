@@ -103,6 +103,9 @@ class Outcome(StrEnum):
     NOT_SYNCHRONIZED = "not_synchronized"
     #: Missing upstream and unknown here: nothing to count.
     IGNORED = "ignored"
+    #: A disable the run holds back until it knows how many it would make (the mass-disable
+    #: guard, SPEC §5.3): nothing was written, nothing is counted yet.
+    DEFERRED = "deferred"
 
 
 # -- operations ------------------------------------------------------------------------------
@@ -245,6 +248,25 @@ def plan_missing(current: StoredUser | None, trigger: Trigger, now: datetime) ->
         ops += _set_state(current.state, decision.state, decision.rule)
     ops.append(MarkSynced(now))
     return SyncPlan(decision, _outcome(current.state, decision.state, bool(ops[:-1])), tuple(ops))
+
+
+def plan_status(
+    current: StoredUser, status: SourceStatus, trigger: Trigger, now: datetime
+) -> SyncPlan:
+    """Plan a status a source reported earlier, without its data: a disable the mass-disable
+    guard held and a super admin then confirmed (SPEC §5.3).
+
+    The run's source data was not kept, so the record is not marked synced: its digest still
+    differs from the source's, and the next sync writes the data.
+    """
+    if status is SourceStatus.MISSING:
+        return plan_missing(current, trigger, now)
+    decision = decide(current.state, status, trigger, now)
+    assert decision.state is not None  # a stored record is never "not added"
+    ops: list[Operation] = []
+    if decision.state != current.state:
+        ops += _set_state(current.state, decision.state, decision.rule)
+    return SyncPlan(decision, _outcome(current.state, decision.state, bool(ops)), tuple(ops))
 
 
 _NOT_ADDED_TEXT = {

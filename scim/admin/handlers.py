@@ -15,6 +15,7 @@ from scim.admin.call import Call, Reply
 from scim.admin.models import (
     AuditQuery,
     CommentBody,
+    HoldsQuery,
     JobQuery,
     JobsQuery,
     JobStart,
@@ -89,6 +90,21 @@ def get_job(call: Call) -> Reply:
 
 def stop_job(call: Call) -> Reply:
     return render.job(call.services.jobs.stop(call.actor, call.path["job_id"]))
+
+
+def confirm_job(call: Call) -> Reply:
+    return render.job(call.services.jobs.confirm(call.actor, call.path["job_id"]))
+
+
+def discard_job(call: Call) -> Reply:
+    return render.job(call.services.jobs.discard(call.actor, call.path["job_id"]))
+
+
+def job_holds(call: Call) -> Reply:
+    query = call.query_as(HoldsQuery)
+    job_id = call.path["job_id"]
+    rows = call.services.jobs.holds(call.actor, job_id, after=query.after, limit=query.limit)
+    return render.holds(job_id, rows)
 
 
 # -- users -------------------------------------------------------------------------------------

@@ -209,6 +209,17 @@ class Sources(Answer):
     sources: list[Source]
 
 
+class RootCheck(Answer):
+    root: str
+    #: Entries in scope under the root that the read returned.
+    entries: int
+    pages: int
+    #: Paging worked to the end and no limit was hit: the whole root was read.
+    complete: bool
+    #: What stopped the read, and what to change.
+    error: str | None
+
+
 class ServerCheck(Answer):
     url: str
     ok: bool
@@ -216,6 +227,7 @@ class ServerCheck(Answer):
     paged_results: bool | None
     sample_dn: str | None
     error: str | None
+    roots: list[RootCheck]
 
 
 class ConnectionTest(Answer):
@@ -233,6 +245,8 @@ class Counts(Answer):
     not_synchronized: int
     deleted: int
     failed: int
+    #: Users the mass-disable guard kept from being disabled (state `held`).
+    held: int
 
 
 class JobDetail(Answer):
@@ -252,12 +266,35 @@ class Job(Answer):
     error: str | None
     batch: str | None
     counts: Counts
+    #: Why the mass-disable guard held the run (it waits for a confirm or a discard).
+    held_reason: str | None
     #: Only when asked (`details=true`): category → users, at most `limit` each.
     details: dict[str, list[JobDetail]] | None = None
 
 
 class Jobs(Answer):
     jobs: list[Job]
+
+
+class Hold(Answer):
+    #: Page on with `after` set to the last one's.
+    id: int
+    user_id: str
+    user_name: str
+    external_id: str
+    #: What the source reported: disabled, expired or missing.
+    source_status: str
+
+
+class Holds(Answer):
+    job: int
+    holds: list[Hold]
+
+
+class HoldsQuery(Query):
+    #: The id of the last hold of the previous page.
+    after: int = Field(default=0, ge=0)
+    limit: int = Field(default=1000, ge=1, le=10_000)
 
 
 class Skipped(Answer):

@@ -9,8 +9,8 @@ from typing import Any
 
 from gateway.admin import AuditEntry
 from gateway.admin import ConnectionTest as ConnectionTestView
+from gateway.jobs import Hold, JobView, ResyncView
 from gateway.jobs import JobDetail as JobDetailView
-from gateway.jobs import JobView, ResyncView
 from gateway.records import PhoneView, UserView
 from gateway.users import Actor, DeviceView, SyncResult
 from scim.admin import models
@@ -41,6 +41,16 @@ def connection_test(test: ConnectionTestView) -> dict[str, Any]:
                 paged_results=check.paged_results,
                 sample_dn=check.sample_dn,
                 error=check.error,
+                roots=[
+                    models.RootCheck(
+                        root=root.root,
+                        entries=root.entries,
+                        pages=root.pages,
+                        complete=root.complete,
+                        error=root.error,
+                    )
+                    for root in check.roots
+                ],
             )
             for check in test.servers
         ],
@@ -59,6 +69,7 @@ def _job(view: JobView, details: Mapping[str, Sequence[JobDetailView]] | None) -
         error=view.error,
         batch=view.batch_id,
         counts=models.Counts(**view.counts.as_dict()),
+        held_reason=view.held_reason,
         details=None
         if details is None
         else {
@@ -187,3 +198,19 @@ def audit_events(entries: Sequence[AuditEntry]) -> dict[str, Any]:
 
 def settings(view: Mapping[str, Any]) -> dict[str, Any]:
     return models.Settings.model_validate(view).model_dump(mode="json")
+
+
+def holds(job_id: int, rows: Sequence[Hold]) -> dict[str, Any]:
+    return models.Holds(
+        job=job_id,
+        holds=[
+            models.Hold(
+                id=row.id,
+                user_id=row.user_id,
+                user_name=row.user_name,
+                external_id=row.external_id,
+                source_status=row.source_status,
+            )
+            for row in rows
+        ],
+    ).model_dump(mode="json")

@@ -38,7 +38,8 @@ ROUTES: tuple[AdminRoute, ...] = (
                "One source's configuration, secrets left out", models.Source),
     AdminRoute("POST", "/sources/{source_id}/test", Permission.MANAGE_SOURCES,
                handlers.test_source,
-               "Try each server of a directory source: bind, paged results, one entry",
+               "Try each server of a directory source: bind, paged results, and a read of"
+               " every root to its end (entries, pages, any limit hit)",
                models.ConnectionTest),
     # -- jobs (super admin)
     AdminRoute("GET", "/jobs", Permission.RUN_JOBS, handlers.list_jobs,
@@ -56,6 +57,14 @@ ROUTES: tuple[AdminRoute, ...] = (
                query=models.JobQuery),
     AdminRoute("POST", "/jobs/{job_id:int}/stop", Permission.RUN_JOBS, handlers.stop_job,
                "Ask a running job to stop after its current page", models.Job, errors=(409,)),
+    AdminRoute("POST", "/jobs/{job_id:int}/confirm", Permission.RUN_JOBS, handlers.confirm_job,
+               "Disable exactly the users a held job holds (the mass-disable guard)",
+               models.Job, status=202, errors=(409,)),
+    AdminRoute("POST", "/jobs/{job_id:int}/discard", Permission.RUN_JOBS, handlers.discard_job,
+               "Drop a held job's list: nobody in it is disabled", models.Job, errors=(409,)),
+    AdminRoute("GET", "/jobs/{job_id:int}/holds", Permission.RUN_JOBS, handlers.job_holds,
+               "Every user a held job would disable, page by page", models.Holds,
+               query=models.HoldsQuery),
     # -- users (help desk and super admin)
     AdminRoute("GET", "/users", Permission.VIEW_USERS, handlers.find_users,
                "The user of a source with this exact name; optionally looked up upstream",

@@ -5,7 +5,7 @@ and the store's own view of jobs and users.
   on top of the seed (fixtures of `tests/servers` are per test or per session);
 - `load_people(server, count)`: slapadd users that carry mail, mobile and telephoneNumber,
   so a half-written record would show;
-- `Clocked`: the jobs of a runtime on another clock (the works of `gateway.main._works`,
+- `Clocked`: the jobs of a runtime on another clock (the works of `gateway.main.works`,
   rebuilt with a `tests.clock.Clock`), for refresh, cleanup and the scheduler;
 - `job_row`, `user_rows`, `details_of`, `wait_until`: reading what the jobs left.
 """
@@ -25,12 +25,10 @@ from sqlalchemy.orm import selectinload
 
 from bench.users import BenchUser, generate, load
 from gateway.admin import directory_ids
-from gateway.bulk import BulkSync
-from gateway.config import AdSource, LdapSource
-from gateway.daily import Cleanup, Refresh
 from gateway.engine.types import Role
-from gateway.jobs import JobKind, Jobs, JobView, Notify, Work
-from gateway.main import Runtime
+from gateway.guard import ReleaseHolds
+from gateway.jobs import JobKind, Jobs, JobView, Notify
+from gateway.main import Runtime, works
 from gateway.users import Actor, Clock, UserService
 from store.db import Store
 from store.models import AuditEvent, SyncJob, SyncJobDetail, User
@@ -150,26 +148,14 @@ class Clocked:
         self.users = UserService(runtime.store, clock=clock)
         self.jobs = Jobs(
             runtime.store,
-            self._work,
+            works(config, runtime.store, self.users, runtime.directories, clock=clock),
             directory_sources=lambda: directory_ids(config),
             clock=clock,
             lease_seconds=config.sync.job_lease_seconds,
             details_limit=config.sync.details_limit,
             owner=owner,
             notify=notify,
-        )
-
-    def _work(self, kind: JobKind, source_id: str | None) -> Work:
-        config = self.runtime.config
-        if kind is JobKind.CLEANUP:
-            return Cleanup(self.users, self.store, config.sync, clock=self.clock)
-        source = next(s for s in config.sources if s.id == source_id)
-        assert isinstance(source, LdapSource | AdSource)
-        directory = self.runtime.directories[source.id]
-        if kind is JobKind.BULK:
-            return BulkSync(source, directory, self.users, self.store, clock=self.clock)
-        return Refresh(
-            source, directory.read_user, self.users, self.store, config.sync, clock=self.clock
+            releases=lambda read_before: ReleaseHolds(self.users, runtime.store, read_before),
         )
 
     def run(self, kind: JobKind, source_id: str | None = SOURCE, timeout: float = 60) -> JobView:

@@ -311,7 +311,7 @@ def test_a_stopped_run_keeps_what_it_wrote_and_skips_the_missing_pass(
     assert not [u for u in rows.values() if u.reason == Reason.MISSING.value]
     with runtime.store.reading() as session:  # ...which would have disabled the ghosts
         unseen = job_queries.unseen_users(session, SOURCE, started.id, stopped.started_at, "", 10)
-    assert {user_name for _, _, user_name in unseen} == {g.user_name for g in ghosts}
+    assert {user_name for _, _, user_name, _ in unseen} == {g.user_name for g in ghosts}
     assert len(details_of(runtime.store, started.id, "added")) == min(7, counts.added)
     with pytest.raises(Conflict, match="ended already"):
         runtime.jobs.stop(SUPER, started.id)

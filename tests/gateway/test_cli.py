@@ -170,4 +170,5 @@ def test_readiness_failure_is_503_with_the_reason():
         "name": "schema",
         "ok": False,
         "detail": "run idgate db upgrade",
+        "decides": True,
     }

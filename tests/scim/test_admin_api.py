@@ -51,7 +51,7 @@ USER_KEYS = {
 }  # fmt: skip
 JOB_KEYS = {
     "id", "kind", "source", "state", "requested_by", "started_at", "ended_at", "error",
-    "batch", "counts",
+    "batch", "counts", "held_reason",
 }  # fmt: skip
 
 

@@ -182,7 +182,7 @@ def test_alice_mapped(samba_ad: SambaAD, ad: Directory) -> None:
 def test_paged_bulk_read(ad: Directory) -> None:
     assert ad.supports_paged_results() is True
 
-    names = [entry.first("sAMAccountName") for entry in ad.iter_users(page_size=2)]
+    names = [entry.first("sAMAccountName") for entry in ad.read_scope(page_size=2)]
 
     assert SEED_IN_SCOPE.issubset(names)
     assert "erin" not in names

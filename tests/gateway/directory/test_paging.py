@@ -1,4 +1,4 @@
-"""iter_users: the whole scope with Simple Paged Results, page by page."""
+"""read_scope: the whole scope with Simple Paged Results, page by page."""
 
 from collections.abc import Callable
 
@@ -16,7 +16,7 @@ def test_all_in_scope_users_in_pages_of_two(
     directory = connect(ldap_source([server.url]))
     searches = server.count_operations("SRCH")
 
-    entries = list(directory.iter_users(page_size=2))
+    entries = list(directory.read_scope(page_size=2))
 
     assert {entry.first("uid") for entry in entries} == IN_SCOPE
     assert len(entries) == len(IN_SCOPE)
@@ -32,7 +32,7 @@ def test_pages_are_streamed(
     directory = connect(ldap_source([server.url]))
     searches = server.count_operations("SRCH")
 
-    users = directory.iter_users(page_size=2)
+    users = directory.read_scope(page_size=2)
     first = next(users)
 
     assert first.first("uid") in IN_SCOPE
@@ -50,7 +50,7 @@ def test_past_the_plain_size_limit(
             admin.add(f"uid=bulk{i},{server.people_dn}", ["inetOrgPerson"], {"cn": "b", "sn": "b"})
     directory = connect(ldap_source([server.url]))
 
-    assert len(list(directory.iter_users())) == 520
+    assert len(list(directory.read_scope())) == 520
 
 
 def test_overlapping_roots_yield_each_user_once(
@@ -59,7 +59,7 @@ def test_overlapping_roots_yield_each_user_once(
     server = slapd_factory()
     directory = connect(ldap_source([server.url], roots=[server.people_dn, server.suffix]))
 
-    uids = [entry.first("uid") for entry in directory.iter_users(page_size=2)]
+    uids = [entry.first("uid") for entry in directory.read_scope(page_size=2)]
 
     assert sorted(uids, key=str) == sorted({*IN_SCOPE, "erin"})
 
@@ -70,12 +70,12 @@ def test_the_user_filter_applies(
     server = slapd_factory()
     directory = connect(ldap_source([server.url], user_filter="(!(uid=bob))"))
 
-    assert {e.first("uid") for e in directory.iter_users()} == IN_SCOPE - {"bob"}
+    assert {e.first("uid") for e in directory.read_scope()} == IN_SCOPE - {"bob"}
 
 
 def test_bulk_reads_leave_the_pool_alone(slapd: Slapd, connect: Callable[..., Directory]) -> None:
     directory = connect(ldap_source([slapd.url], pool_size=1))
-    users = directory.iter_users(page_size=1)
+    users = directory.read_scope(page_size=1)
     next(users)
 
     # The only pooled service connection is still free for a JIT lookup.
