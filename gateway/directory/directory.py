@@ -39,7 +39,6 @@ from gateway.directory.errors import (
     NO_SUCH_OBJECT,
     REFERRAL,
     SIZE_LIMIT_EXCEEDED,
-    TIME_LIMIT_EXCEEDED,
     Failure,
     check_search,
     classify,
@@ -65,14 +64,9 @@ FAILOVER_COOLDOWN_SECONDS = 30.0
 
 #: How often a bulk read opens a connection again after losing one between pages.
 READ_RETRIES = 2
-#: Ends of a one-user search that leave a root unread (judged by `_find_one`).
-_ONE_USER_ENDS = (
-    SIZE_LIMIT_EXCEEDED,
-    TIME_LIMIT_EXCEEDED,
-    ADMIN_LIMIT_EXCEEDED,
-    NO_SUCH_OBJECT,
-    REFERRAL,
-)
+#: Ends of a one-user search that leave a root unread (judged by `_find_one`). A time limit
+#: is not among them: it raises UpstreamTimeout, as a read that passed its deadline does.
+_ONE_USER_ENDS = (SIZE_LIMIT_EXCEEDED, ADMIN_LIMIT_EXCEEDED, NO_SUCH_OBJECT, REFERRAL)
 
 R = TypeVar("R")
 #: (source id, "read" or "bind", seconds, failed)
@@ -310,8 +304,10 @@ class Directory:
                 yield entry
 
     def _incomplete(
-        self, shortfall: Shortfall, url: str, root: str, entries: int
+        self, shortfall: Shortfall, url: str, root: str, entries: int, level: int = logging.ERROR
     ) -> IncompleteRead:
+        """The error for a read that `shortfall` stopped, logged: an error for a bulk read (a
+        job fails), a warning for a one-user read (that attempt decides from the store)."""
         error = incomplete(
             shortfall,
             source_id=self._source.id,
@@ -323,7 +319,7 @@ class Directory:
             timeout_seconds=self._time_limit,
             page_size=self._source.page_size,
         )
-        log.error("%s", error)
+        log.log(level, "%s", error)
         return error
 
     def supports_paged_results(self) -> bool:
@@ -481,7 +477,9 @@ class Directory:
                 if code != 0 and not (code == SIZE_LIMIT_EXCEEDED and len(responses) >= 2):
                     shortfall = shortfall_of(code, paged=False, cookie_sent=False)
                     assert shortfall is not None  # _ONE_USER_ENDS are shortfalls
-                    unread = unread or self._incomplete(shortfall, link.url, root, len(responses))
+                    unread = unread or self._incomplete(
+                        shortfall, link.url, root, len(responses), level=logging.WARNING
+                    )
                 for response in responses:
                     key = dn_key(response["dn"])
                     if key is not None:
