@@ -79,8 +79,22 @@ def main() -> None:
     default=None,
     help="Run only the LDAP front or only the HTTP front (default: both).",
 )
-def serve(config_path: Path | None, log_level: str, log_format: str, only: str | None) -> None:
+@click.option(
+    "--ready-file",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    default=None,
+    help="Once every front listens, write where (JSON: pid and each front's URL, the ports"
+    " as bound, so port 0 works) to this file, atomically; it is removed at exit.",
+)
+def serve(
+    config_path: Path | None,
+    log_level: str,
+    log_format: str,
+    only: str | None,
+    ready_file: Path | None,
+) -> None:
     """Run the gateway. Without --config: a built-in demo directory on SQLite ./idgate.db."""
+    from gateway import readyfile
     from gateway.config import ConfigError
     from gateway.demo import DemoDirectory, banner
     from gateway.logs import configure_logging
@@ -110,12 +124,17 @@ def serve(config_path: Path | None, log_level: str, log_format: str, only: str |
     def started(urls: list[str]) -> None:
         if demo is not None:
             click.echo(banner(urls), err=True)
+        if ready_file is not None:
+            readyfile.write(ready_file, urls)
 
     try:
         run_server(runtime, only=only, demo=demo, started=started)
     except ListenError as exc:
         click.echo(f"idgate: {exc}", err=True)
         sys.exit(1)
+    finally:
+        if ready_file is not None:
+            readyfile.remove(ready_file)
 
 
 @main.group()

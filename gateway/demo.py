@@ -158,17 +158,30 @@ class DemoDirectory:
     """The in-process demo directory; `listen` starts it on the reactor `serve` runs."""
 
     def __init__(self) -> None:
-        # A free loopback port, known before the configuration is built.
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = int(probe.getsockname()[1])
+        # Bound and listening now, so the port is known before the configuration is built
+        # and nothing else can take it before the reactor runs (a probed-then-released port
+        # could be handed to another process meanwhile).
+        self._socket: socket.socket | None = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.bind(("127.0.0.1", 0))
+        self._socket.listen(socket.SOMAXCONN)
+        self._socket.setblocking(False)
+        self.port = int(self._socket.getsockname()[1])
         self._listening: Any = None
 
     def listen(self, reactor: Any) -> None:
         _register_adapter()
-        self._listening = reactor.listenTCP(self.port, _Factory(_tree()), interface="127.0.0.1")
+        assert self._socket is not None, "the demo directory listens once"
+        # The reactor watches a duplicate of the descriptor: ours can be closed at once.
+        self._listening = reactor.adoptStreamPort(
+            self._socket.fileno(), socket.AF_INET, _Factory(_tree())
+        )
+        self._socket.close()
+        self._socket = None
 
     async def close(self) -> None:
+        if self._socket is not None:  # never listened (the gateway did not start)
+            self._socket.close()
+            self._socket = None
         if self._listening is not None:
             stopped = defer.maybeDeferred(self._listening.stopListening)
             await stopped.asFuture(asyncio.get_running_loop())
