@@ -32,6 +32,7 @@ import http.client
 import json
 import os
 import secrets
+import socket
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -48,7 +49,7 @@ from bench.result import Result
 from bench.scimgateway import Loaded, ScimGateway, load_users
 from bench.scimref import ReferenceServer
 from bench.scimusers import user_name
-from tests.ldapproxy.gateway_process import GatewayError, free_port
+from tests.ldapproxy.gateway_process import GatewayError
 from tests.servers.process import ServerProcess
 
 SUMMARY = "the SCIM front beside scim2-server's reference server (filter GET, POST+PATCH)"
@@ -428,15 +429,22 @@ def _measure(
 
 
 #: Starts of the reference on a new port when the one picked was taken meanwhile (by another
-#: process on a shared machine, between `free_port()` and the reference's bind).
+#: process on a shared machine, between the probe and the reference's bind: scim2-server's
+#: CLI takes a port number, not a socket, and cannot report a port 0).
 _PORT_ATTEMPTS = 3
+
+
+def _probed_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def _start_reference(
     stack: contextlib.ExitStack, users: int, token: str, backlog: int | None
 ) -> ReferenceServer:
     for attempt in range(1, _PORT_ATTEMPTS + 1):
-        reference = ReferenceServer(users, token, free_port(), backlog=backlog)
+        reference = ReferenceServer(users, token, _probed_port(), backlog=backlog)
         stack.callback(reference.close)
         try:
             reference.start()

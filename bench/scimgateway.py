@@ -38,15 +38,7 @@ from bench.scimusers import payload
 from gateway.config import parse_config
 from gateway.main import build
 from gateway.secrets import hash_secret
-from tests.ldapproxy.gateway_process import (
-    IDGATE,
-    GatewayProcess,
-    _idgate,
-    clean_environment,
-    free_port,
-    to_toml,
-)
-from tests.servers.ldap_client import accepts
+from tests.ldapproxy.gateway_process import IDGATE, GatewayProcess, _idgate
 
 SOURCE_ID = "bench"
 # Users created one POST-equivalent at a time before the pace is judged.
@@ -61,7 +53,7 @@ def scim_source(token: str) -> dict[str, Any]:
 
 
 class ScimGateway(GatewayProcess):
-    """`idgate serve --only http` on a free loopback port, with one `scim` source.
+    """`idgate serve --only http` on a loopback port it chooses, with one `scim` source.
 
     Attributes after `prepare()`: `http_port`, `base_path` (the source's SCIM root),
     `config_path`, `workdir`; after `start()`: `pid`, `log_path`.
@@ -99,9 +91,8 @@ class ScimGateway(GatewayProcess):
             return
         self._workdir = Path(tempfile.mkdtemp(prefix="idgate-bench-scim-"))
         self._close_at_exit()
-        self.port = free_port()  # the LDAP front's, in the file but not served (--only http)
-        self.http_port = free_port()
-        self.config_path.write_text(to_toml(self.document()))
+        # Ports 0: the gateway chooses and writes which into its ready file.
+        self._rewrite()
         _idgate("db", "upgrade", "--config", str(self.config_path))
 
     def start(self) -> None:
@@ -112,10 +103,7 @@ class ScimGateway(GatewayProcess):
             str(IDGATE), "serve", "--config", str(self.config_path), "--only", "http",
             "--log-format", "json", "--log-level", self.log_level,
         ]  # fmt: skip
-        self._launch(command, log_dir=self.workdir, env=clean_environment())
-
-    def _ready(self) -> bool:
-        return bool(self.http_port) and accepts("127.0.0.1", self.http_port)
+        self._serve(command, self._environment())
 
     def _location(self) -> str:
         return f"port {self.http_port}"

@@ -1,9 +1,10 @@
 """A real gateway with its HTTP front and an administrator: what `idgate sync ...` talks to.
 
 `AdminGateway` is `tests/ldapproxy/gateway_process.GatewayProcess` with both fronts served
-(`idgate serve --config F`, no `--only`), the HTTP front on a free loopback port, the daily
-scheduler off (no 03:00 surprise in a test), and `[[admins]]` entries whose tokens it knows
-in clear (the config holds their argon2 hashes). It is ready when the HTTP port accepts.
+(`idgate serve --config F`, no `--only`), the HTTP front on a loopback port it chooses, the
+daily scheduler off (no 03:00 surprise in a test), and `[[admins]]` entries whose tokens it
+knows in clear (the config holds their argon2 hashes). It is ready when it has written its
+ready file, after both fronts listen.
 
 `idgate_cli(...)` runs the `idgate` entry point as an operator would, with the URL and the
 token in the environment.
@@ -23,12 +24,9 @@ from tests.ldapproxy.gateway_process import (
     IDGATE,
     GatewayProcess,
     clean_environment,
-    free_port,
     hashed,
     migrated_store,
-    to_toml,
 )
-from tests.servers.ldap_client import accepts
 
 SUPER_TOKEN = "cli-e2e-super-admin-token-0123456789"
 HELP_DESK_TOKEN = "cli-e2e-help-desk-token-0123456789"
@@ -56,7 +54,6 @@ class AdminGateway(GatewayProcess):
         """
         super().__init__(sources, sync={"scheduler": False, **(sync or {})}, base_dir=base_dir)
         self.admins = list(admins)
-        self.http_port = 0
 
     @property
     def http_url(self) -> str:
@@ -68,15 +65,13 @@ class AdminGateway(GatewayProcess):
         if self._workdir is None:
             self._workdir = Path(tempfile.mkdtemp(prefix="idgate-admin-", dir=self._base_dir))
             self._close_at_exit()
-            self.port = free_port()
-            self.http_port = free_port()
-            self.config_path.write_text(to_toml(self.document()))
+            self._rewrite()
             self._prepare_store()
         command = [
             str(IDGATE), "serve", "--config", str(self.config_path),
             "--log-format", "json", "--log-level", self.log_level,
         ]  # fmt: skip
-        self._launch(command, log_dir=self.workdir, env=clean_environment())
+        self._serve(command, self._environment())
 
     def _prepare_store(self) -> None:
         """The store at the head revision before the first start (subclasses on other stores
@@ -91,10 +86,6 @@ class AdminGateway(GatewayProcess):
             for name, role, token in self.admins
         ]
         return document
-
-    def _ready(self) -> bool:
-        # The LDAP front listens first (gateway.main._serve); the HTTP port comes last.
-        return bool(self.http_port) and accepts("127.0.0.1", self.http_port)
 
     def _location(self) -> str:
         return f"ports {self.port} (LDAP), {self.http_port} (HTTP)"

@@ -1,11 +1,12 @@
 """The `idgate` command, run as a real process the way an operator runs it."""
 
+import json
 import os
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -30,12 +31,6 @@ def idgate(*args: str, cwd: Path | None = None, stdin: str | None = None, env=No
         env={**os.environ, **(env or {})},
         check=False,
     )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def write_config(tmp_path: Path, port: int) -> Path:
@@ -98,7 +93,7 @@ def test_generated_token_matches_its_hash():
 
 
 def test_db_check_upgrade_and_serve_refusal(tmp_path):
-    config = write_config(tmp_path, free_port())
+    config = write_config(tmp_path, 0)
     check = idgate("db", "check", "--config", str(config))
     assert check.returncode == 1
     assert "idgate db upgrade" in check.stderr
@@ -110,33 +105,34 @@ def test_db_check_upgrade_and_serve_refusal(tmp_path):
     assert idgate("db", "check", "--config", str(config)).returncode == 0
 
 
-def wait_ready(url: str, process: subprocess.Popen) -> httpx.Response:
-    deadline = time.monotonic() + 30
+def wait_ready_file(path: Path, process: subprocess.Popen) -> dict[str, Any]:
+    """The ready file `idgate serve --ready-file` writes once every front listens."""
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
             pytest.fail(f"idgate exited early: {process.communicate()[1]}")
-        try:
-            return httpx.get(url, timeout=2)
-        except httpx.TransportError:
-            time.sleep(0.1)
-    pytest.fail("idgate did not answer within 30 s")
+        if path.exists():
+            ready: dict[str, Any] = json.loads(path.read_text())
+            return ready
+        time.sleep(0.05)
+    pytest.fail(f"idgate wrote no ready file {path} within 60 s")
 
 
 @pytest.mark.parametrize("with_config", [True, False], ids=["config", "zero-config"])
 def test_serve_answers_health_and_readiness_then_stops_on_sigterm(tmp_path, with_config):
-    port, ldap_port = free_port(), free_port()
-    # Both fronts' ports moved by environment overrides (the LDAP default is 3389).
-    env = {"IDGATE_LDAP__LISTEN": f"127.0.0.1:{ldap_port}"}
+    # Port 0 for both fronts: the gateway chooses, and says where in its ready file.
+    env = {"IDGATE_LDAP__LISTEN": "127.0.0.1:0"}
     if with_config:
-        config = write_config(tmp_path, port)
+        config = write_config(tmp_path, 0)
         assert idgate("db", "upgrade", "--config", str(config)).returncode == 0
         args = ["serve", "--config", str(config)]
     else:
         # No config: the built-in demo.
         args = ["serve"]
-        env["IDGATE_HTTP__LISTEN"] = f"127.0.0.1:{port}"
+        env["IDGATE_HTTP__LISTEN"] = "127.0.0.1:0"
+    ready_file = tmp_path / "ready.json"
     process = subprocess.Popen(
-        [IDGATE, *args],
+        [IDGATE, *args, "--ready-file", str(ready_file)],
         cwd=tmp_path,
         env={**os.environ, **env},
         stdout=subprocess.PIPE,
@@ -144,17 +140,23 @@ def test_serve_answers_health_and_readiness_then_stops_on_sigterm(tmp_path, with
         text=True,
     )
     try:
-        assert wait_ready(f"http://127.0.0.1:{port}/healthz", process).json() == {"status": "ok"}
-        ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
-        assert ready.status_code == 200
-        assert ready.json()["status"] == "ready"
+        ready = wait_ready_file(ready_file, process)
+        assert ready["pid"] == process.pid
+        assert ready["ldaps"] is None
+        http, ldap = ready["http"], ready["ldap"]
+        assert ready["urls"] == [ldap, http]
+        assert httpx.get(f"{http}/healthz", timeout=5).json() == {"status": "ok"}
+        readiness = httpx.get(f"{http}/readyz", timeout=5)
+        assert readiness.status_code == 200
+        assert readiness.json()["status"] == "ready"
     finally:
         process.terminate()
         _, stderr = process.communicate(timeout=20)
+    assert not ready_file.exists()  # removed at exit
     # SIGTERM is a graceful stop: both fronts close, then the process exits normally.
     assert process.returncode == 0, stderr
     assert "idgate shutting down" in stderr
-    assert f"idgate LDAP listening on ldap://127.0.0.1:{ldap_port}" in stderr
+    assert f"idgate LDAP listening on {ldap}" in stderr
     assert "alembic" not in stderr.split("idgate HTTP listening", 1)[1]  # no probe noise
     if not with_config:
         assert (tmp_path / "idgate.db").exists()

@@ -7,6 +7,7 @@ retries cost no time and the signed timestamp is known.
 
 import email
 import email.policy
+import errno
 import hashlib
 import hmac
 import json
@@ -14,7 +15,7 @@ import logging
 import socket
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -29,6 +30,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 import gateway
 from gateway.config import NotificationsConfig
 from gateway.notify import Delivery, Notifier, sign
+from tests.ldapproxy.gateway_process import refusing_port
 from tests.servers.tls import shared_tls_files
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -47,11 +49,23 @@ SUMMARY = {
 }
 
 
-def free_port() -> int:
-    """A port nothing listens on (it was free a moment ago)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def started(make: Callable[[int], Controller]) -> Controller:
+    """An aiosmtpd server on a free port: it binds the port itself (it cannot be given a
+    socket or port 0), so a port probed here may be taken before it binds. Then the start is
+    tried once more on another port, and says so, rather than fail the test by chance."""
+    for attempt in (1, 2):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        controller = make(port)
+        try:
+            controller.start()
+            return controller
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE or attempt == 2:
+                raise
+            print(f"SMTP test server: port {port} was taken meanwhile; trying another")
+    raise AssertionError("unreachable")
 
 
 class Sleeps(list[float]):
@@ -248,9 +262,10 @@ def test_attempts_run_out(receiver):
 
 def test_connection_refused_is_retried_until_attempts_run_out():
     sleeps = Sleeps()
-    url = f"http://127.0.0.1:{free_port()}/hook"
+    with refusing_port() as port:
+        url = f"http://127.0.0.1:{port}/hook"
 
-    [delivery] = notifier({"webhook_url": url}, sleeps, attempts=3).send("e", {})
+        [delivery] = notifier({"webhook_url": url}, sleeps, attempts=3).send("e", {})
 
     assert (delivery.delivered, delivery.attempts) == (False, 3)
     assert delivery.error is not None
@@ -327,8 +342,7 @@ def mailbox() -> Mailbox:
 @pytest.fixture
 def smtp_port(mailbox) -> Iterator[int]:
     """A plain SMTP server (no STARTTLS, no AUTH)."""
-    controller = Controller(mailbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
+    controller = started(lambda port: Controller(mailbox, hostname="127.0.0.1", port=port))
     yield controller.port
     controller.stop()
 
@@ -339,16 +353,17 @@ def smtp_tls_port(mailbox) -> Iterator[int]:
     files = shared_tls_files()
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(files.cert_file, files.key_file)
-    controller = Controller(
-        mailbox,
-        hostname="127.0.0.1",
-        port=free_port(),
-        tls_context=context,
-        require_starttls=True,
-        authenticator=mailbox.authenticate,
-        auth_required=True,
+    controller = started(
+        lambda port: Controller(
+            mailbox,
+            hostname="127.0.0.1",
+            port=port,
+            tls_context=context,
+            require_starttls=True,
+            authenticator=mailbox.authenticate,
+            auth_required=True,
+        )
     )
-    controller.start()
     yield controller.port
     controller.stop()
 
@@ -419,7 +434,8 @@ def test_email_permanent_reply_is_final(mailbox, smtp_port):
 def test_email_connection_refused_is_retried_until_attempts_run_out():
     sleeps = Sleeps()
 
-    [delivery] = notifier(mail_settings(free_port()), sleeps, attempts=3).send("e", {})
+    with refusing_port() as port:
+        [delivery] = notifier(mail_settings(port), sleeps, attempts=3).send("e", {})
 
     assert (delivery.delivered, delivery.attempts) == (False, 3)
     assert delivery.error is not None

@@ -1,17 +1,20 @@
 """The gateway as its users meet it: `idgate serve --only ldap` as a subprocess.
 
 `GatewayProcess` writes a TOML configuration into a temp dir (SQLite store beside it, the LDAP
-front on a free loopback port, optionally LDAPS and StartTLS with a throwaway CA, one service
-account `cn=radius,ou=services,dc=idgate`, the sources it is given), puts a migrated store
-there (`migrated_store`: a copy of one schema per test process, what `idgate db upgrade` writes;
-tests/gateway/test_cli.py runs that command itself) and then
+front on a loopback port the gateway chooses, optionally LDAPS and StartTLS with a throwaway
+CA, one service account `cn=radius,ou=services,dc=idgate`, the sources it is given), puts a
+migrated store there (`migrated_store`: a copy of one schema per test process, what
+`idgate db upgrade` writes; tests/gateway/test_cli.py runs that command itself) and then
 `idgate serve --config F --only ldap --log-format json` in a process group of its own
 (`ServerProcess`: one log per start in the temp dir, teardown that never leaves it behind). It
-is ready when its port accepts a connection; `shut_down()` sends SIGTERM and insists on a clean
-exit within a few seconds.
+is ready when it has written its ready file (`--ready-file`), which gives the ports it bound;
+`shut_down()` sends SIGTERM and insists on a clean exit within a few seconds.
 
 `DemoProcess` runs `idgate serve` with no configuration at all (the built-in demo), in a temp
-working directory, with its ports moved by `IDGATE_LDAP__LISTEN` / `IDGATE_HTTP__LISTEN`.
+working directory, with its ports set by `IDGATE_LDAP__LISTEN` / `IDGATE_HTTP__LISTEN` (0).
+
+`refusing_port()` holds a port that refuses connections (bound, never listening), for tests
+of a peer that is not there: nobody else can take it while the test runs.
 
 Source tables are built like tests/gateway/realgw.py builds them. Nothing here imports pytest.
 """
@@ -19,6 +22,7 @@ Source tables are built like tests/gateway/realgw.py builds them. Nothing here i
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import re
@@ -29,7 +33,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -37,7 +41,6 @@ from typing import Any
 from gateway.secrets import hash_secret
 from store.db import make_engine
 from store.migrate import upgrade
-from tests.servers.ldap_client import accepts
 from tests.servers.process import ServerProcess
 from tests.servers.tls import TlsFiles
 
@@ -53,11 +56,17 @@ class GatewayError(RuntimeError):
     """The gateway could not be configured, started, or did not shut down cleanly."""
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
+@contextlib.contextmanager
+def refusing_port() -> Iterator[int]:
+    """A loopback TCP port that refuses connections for as long as the block runs.
+
+    It is bound and never listened on, so a connection gets RST at once (connection
+    refused), and no other process can bind it meanwhile: unlike a probed-then-released
+    port, it cannot turn into somebody's live server in the middle of the test.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
+        holder.bind(("127.0.0.1", 0))
+        yield int(holder.getsockname()[1])
 
 
 def clean_environment(**extra: str) -> dict[str, str]:
@@ -104,8 +113,15 @@ def migrated_store(path: Path) -> None:
 
 
 class _IdgateServer(ServerProcess):
-    """What both gateways share: readiness on the LDAP port, and a SIGTERM shutdown that
-    must end the process cleanly."""
+    """What every gateway of the tests shares: ports the gateway chooses itself, readiness
+    from its ready file, and a SIGTERM shutdown that must end the process cleanly.
+
+    The first start listens on port 0 everywhere (`idgate serve --ready-file`: the OS picks
+    free ports and the gateway writes which, once every front listens), so no port is ever
+    probed here and handed over. A later start (after a stop or a kill) asks for the same
+    ports again, as a restarted server would; if one was taken meanwhile, the start is
+    tried once more on new ports, and says so on stderr.
+    """
 
     program = "idgate"
     _error = GatewayError
@@ -116,6 +132,48 @@ class _IdgateServer(ServerProcess):
     def __init__(self) -> None:
         super().__init__()
         self.port = 0
+        self.ldaps_port = 0
+        self.http_port = 0
+
+    @property
+    def ready_path(self) -> Path:
+        return self.workdir / "ready.json"
+
+    def _serve(self, command: list[str], env: dict[str, str]) -> None:
+        """Launch `command` (an `idgate serve ...`) with the ready file, and wait for it."""
+        self.ready_path.unlink(missing_ok=True)  # a killed gateway leaves its last one
+        first = not (self.port or self.http_port)
+        try:
+            self._launch([*command, "--ready-file", str(self.ready_path)],
+                         log_dir=self.workdir, env=env)  # fmt: skip
+        except GatewayError as exc:
+            if first or "Address already in use" not in str(exc):
+                raise
+            print(
+                f"{self!r}: a port of the last start was taken meanwhile; starting on new ports",
+                file=sys.stderr,
+            )
+            self.port = self.ldaps_port = self.http_port = 0
+            self._rewrite()
+            self._serve(command, self._environment())
+
+    def _environment(self) -> dict[str, str]:
+        return clean_environment()
+
+    def _rewrite(self) -> None:
+        """Write the configuration again with the current ports (subclasses that have one)."""
+
+    def _ready(self) -> bool:
+        try:
+            ready = json.loads(self.ready_path.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return False
+        for key, attribute in (("ldap", "port"), ("ldaps", "ldaps_port"), ("http", "http_port")):
+            if ready.get(key):
+                setattr(self, attribute, int(str(ready[key]).rsplit(":", 1)[1]))
+        if self.ldaps_port or self.port or self.http_port:
+            self._rewrite()  # a restart asks for the same ports
+        return True
 
     @property
     def url(self) -> str:
@@ -144,9 +202,6 @@ class _IdgateServer(ServerProcess):
         if status != 0:
             raise GatewayError(f"exited with status {status} after SIGTERM:\n{self.log_tail()}")
         return took
-
-    def _ready(self) -> bool:
-        return bool(self.port) and accepts("127.0.0.1", self.port)
 
     def _location(self) -> str:
         return f"port {self.port}"
@@ -225,16 +280,16 @@ class GatewayProcess(_IdgateServer):
         if self._workdir is None:
             self._workdir = Path(tempfile.mkdtemp(prefix="idgate-front-", dir=self._base_dir))
             self._close_at_exit()
-            self.port = free_port()
-            if self.ldaps:
-                self.ldaps_port = free_port()
-            self.config_path.write_text(to_toml(self.document()))
+            self._rewrite()
             migrated_store(self.store_path)
         command = [
             str(IDGATE), "serve", "--config", str(self.config_path), "--only", "ldap",
             "--log-format", "json", "--log-level", self.log_level,
         ]  # fmt: skip
-        self._launch(command, log_dir=self.workdir, env=clean_environment())
+        self._serve(command, self._environment())
+
+    def _rewrite(self) -> None:
+        self.config_path.write_text(to_toml(self.document()))
 
     def document(self) -> dict[str, Any]:
         """The configuration, as the TOML document's tables."""
@@ -277,7 +332,6 @@ class DemoProcess(_IdgateServer):
 
     def __init__(self, base_dir: Path | None = None) -> None:
         super().__init__()
-        self.http_port = 0
         self._base_dir = base_dir
 
     def start(self) -> None:
@@ -286,16 +340,17 @@ class DemoProcess(_IdgateServer):
         if self._workdir is None:
             self._workdir = Path(tempfile.mkdtemp(prefix="idgate-demo-", dir=self._base_dir))
             self._close_at_exit()
-            self.port = free_port()
-            self.http_port = free_port()
-        env = clean_environment(
-            IDGATE_LDAP__LISTEN=f"127.0.0.1:{self.port}",
-            IDGATE_HTTP__LISTEN=f"127.0.0.1:{self.http_port}",
-        )
         # `env -C`: the demo's store is ./idgate.db, so it runs in the temp dir (env execs
         # idgate, which keeps the pid and the process group).
         command = ["env", "-C", str(self.workdir), str(IDGATE), "serve"]
-        self._launch(command, log_dir=self.workdir, env=env)
+        self._serve(command, self._environment())
+
+    def _environment(self) -> dict[str, str]:
+        # The demo has no config file: its ports come as overrides (0 the first time).
+        return clean_environment(
+            IDGATE_LDAP__LISTEN=f"127.0.0.1:{self.port}",
+            IDGATE_HTTP__LISTEN=f"127.0.0.1:{self.http_port}",
+        )
 
     def banner(self, timeout: float = 10.0) -> str:
         """The banner the demo prints once it listens (stderr, in the log).

@@ -33,7 +33,7 @@ import ldap
 from sqlalchemy import MetaData, Table, create_engine, select
 
 from tests.ldapproxy.conftest import running
-from tests.ldapproxy.gateway_process import GatewayError, GatewayProcess, free_port, to_toml
+from tests.ldapproxy.gateway_process import GatewayProcess
 from tests.servers.slapd import Slapd, SlapdError
 
 __all__ = [
@@ -227,19 +227,10 @@ def restart(gateway: GatewayProcess) -> None:
     """Start a killed gateway again, same configuration and store.
 
     Its ports were nobody's while it was dead, and the kernel may have handed one out
-    meanwhile as the local port of an outgoing connection (the machine is shared): then the
-    gateway is moved to new ports, as an operator would, and started once more.
+    meanwhile as the local port of an outgoing connection (the machine is shared): the
+    gateway process fixture then moves it to new ports, as an operator would, and says so.
     """
-    try:
-        gateway.start()
-    except GatewayError as exc:
-        if "address already in use" not in str(exc):
-            raise
-        gateway.port = free_port()
-        if hasattr(gateway, "http_port"):
-            gateway.http_port = free_port()
-        gateway.config_path.write_text(to_toml(gateway.document()))
-        gateway.start()
+    gateway.start()
 
 
 # -- the store -------------------------------------------------------------------------------

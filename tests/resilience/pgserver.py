@@ -13,11 +13,10 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import socket
 import subprocess
 import tempfile
 from pathlib import Path
-
-from tests.ldapproxy.gateway_process import free_port
 
 BIN = Path(os.environ.get("IDGATE_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 _OWNER = "postgres"
@@ -42,6 +41,12 @@ def unavailable() -> str | None:
     return None
 
 
+def _probed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 class PgCluster:
     """One cluster: `start()`, `stop()`, `restart()`, `close()`; `url` for SQLAlchemy."""
 
@@ -49,7 +54,7 @@ class PgCluster:
         self.dir = Path(tempfile.mkdtemp(prefix="idgate-pg-"))
         self.data = self.dir / "data"
         self.log = self.dir / "postgres.log"
-        self.port = free_port()
+        self.port = _probed_port()
         if os.geteuid() == 0:
             owner = pwd.getpwnam(_OWNER)
             os.chown(self.dir, owner.pw_uid, owner.pw_gid)
@@ -65,7 +70,18 @@ class PgCluster:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
 
     def start(self) -> None:
-        self._pg_ctl("start", "-o", self._options, "-l", str(self.log))
+        """Start the cluster. PostgreSQL cannot listen on port 0, so its port was probed and
+        released: if another process took it meanwhile, the start is tried once more on
+        another port, and says so."""
+        try:
+            self._pg_ctl("start", "-o", self._options, "-l", str(self.log))
+        except RuntimeError:
+            if "Address already in use" not in self.log_text():
+                raise
+            taken, self.port = self.port, _probed_port()
+            print(f"PgCluster: port {taken} was taken meanwhile; starting on {self.port}")
+            self._options = self._options.replace(f"-p {taken} ", f"-p {self.port} ")
+            self._pg_ctl("start", "-o", self._options, "-l", str(self.log))
 
     def stop(self) -> None:
         """A fast shutdown: every session is cut, open transactions roll back."""

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from tests.gateway.realgw import slapd_source
-from tests.ldapproxy.gateway_process import IDGATE, clean_environment, free_port, to_toml
+from tests.ldapproxy.gateway_process import IDGATE, clean_environment, to_toml
 from tests.resilience.pgserver import PgCluster, unavailable
 from tests.resilience.store_support import (
     ERROR_SCHEMA,
@@ -266,13 +266,13 @@ class TmpfsGateway(FullGateway):
         self._close_at_exit()
         self.mount = self.workdir / "store"
         self.mount.mkdir()
-        self.port, self.http_port = free_port(), free_port()
-        self.config_path.write_text(to_toml(self.document()))
+        self.config_path.write_text(to_toml(self.document()))  # ports 0: the gateway chooses
         config = str(self.config_path)
         script = (
             f'mount -t tmpfs -o size={self.MOUNT_SIZE} idgate-test-store "{self.mount}" && '
             f'"{IDGATE}" db upgrade --config "{config}" && '
             f'exec "{IDGATE}" serve --config "{config}" --log-format json --log-level info'
+            f' --ready-file "{self.ready_path}"'
         )
         command = ["unshare", "-m", "--propagation", "private", "sh", "-c", script]
         self._launch(command, log_dir=self.workdir, env=clean_environment())

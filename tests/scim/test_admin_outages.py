@@ -9,7 +9,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from scim.admin.errors import outage_error
-from tests.ldapproxy.gateway_process import free_port
+from tests.ldapproxy.gateway_process import refusing_port
 
 
 def _raised(url: str, statement: str, **connect_args) -> DBAPIError:
@@ -61,8 +61,9 @@ def test_a_full_sqlite_store_is_507_store_full(tmp_path):
 
 
 def test_an_unreachable_postgresql_is_503_store_unavailable():
-    url = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/test"
-    error = _raised(url, "SELECT 1", connect_timeout=2)
+    with refusing_port() as port:
+        url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/test"
+        error = _raised(url, "SELECT 1", connect_timeout=2)
     answer = outage_error(error)
     assert answer is not None
     assert (answer.status, answer.code) == (503, "store_unavailable")

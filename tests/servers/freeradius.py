@@ -30,6 +30,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -207,8 +208,11 @@ class FreeRadius(ServerProcess):
                 self._launch(self._command(), log_dir=self.workdir / "log")
                 break
             except _AddressInUse:
+                # FreeRADIUS cannot listen on port 0 and say where: its probed UDP port may
+                # be taken before it binds. Said, then tried again.
                 if attempt == attempts - 1:
                     raise
+                print(f"{self!r}: port {self.port} was taken meanwhile; another", file=sys.stderr)
 
     def __repr__(self) -> str:
         where = f"udp/127.0.0.1:{self.port}" if self.port else "not started"

@@ -22,6 +22,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -201,9 +202,11 @@ class Slapd(ServerProcess):
                 self._launch(self._command(), log_dir=self.workdir)
                 break
             except _AddressInUse:
-                # Another process took the port between our probe and slapd's bind.
+                # slapd cannot listen on port 0 and say where: its port is probed, and
+                # another process may take it before slapd binds. Said, then tried again.
                 if attempt == attempts - 1:
                     raise
+                print(f"{self!r}: port {self.port} was taken meanwhile; another", file=sys.stderr)
         if not self._seeded:
             self._seed_groups()
             self._seeded = True
