@@ -3,6 +3,7 @@
 
     python3 dev.py run [idgate serve options]   # start the gateway (SQLite, no config needed)
     python3 dev.py test [pytest options]        # run the whole test suite
+    python3 dev.py test --repeat N [options]    # run it N times; say which tests failed when
     python3 dev.py bench [--quick]              # every benchmark side by side (bench/README.md)
 
 Both create `.venv/` on first use and install idgate with the exact versions in
@@ -14,6 +15,7 @@ import os
 import subprocess
 import sys
 import venv
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -68,8 +70,40 @@ def main(argv: list[str]) -> int:
     elif command == "bench":
         args = [str(BIN / "python"), "-m", "bench", "all", *rest]
     else:
+        if rest[:1] == ["--repeat"] and len(rest) > 1 and rest[1].isdigit():
+            return repeat(int(rest[1]), rest[2:])
         args = [str(BIN / "python"), "-m", "pytest", *rest]
     return subprocess.run(args, cwd=ROOT, check=False).returncode  # noqa: S603 - no shell
+
+
+def repeat(runs: int, options: list[str]) -> int:
+    """The flake detector: the suite `runs` times in a row, then every test that failed in
+    any run, with the runs it failed in. Exit 0 only when every run passed."""
+    failed: dict[str, list[int]] = {}
+    for run in range(1, runs + 1):
+        report = VENV / f"repeat-{run}.xml"
+        print(f"== run {run} of {runs}", flush=True)
+        command = [str(BIN / "python"), "-m", "pytest", f"--junitxml={report}", *options]
+        code = subprocess.run(command, cwd=ROOT, check=False).returncode  # noqa: S603
+        for name in _failures(report):
+            failed.setdefault(name, []).append(run)
+        if code not in (0, 1) and not report.exists():
+            failed.setdefault(f"(run {run}: pytest exited {code} without a report)", []).append(run)
+    print(f"\n== {runs} runs: {len(failed)} test(s) failed at least once")
+    for name, where in sorted(failed.items()):
+        print(f"{name}: failed in run {', '.join(map(str, where))} of {runs}")
+    return 1 if failed else 0
+
+
+def _failures(report: Path) -> list[str]:
+    """The tests a JUnit XML report says failed or errored (classname::name)."""
+    if not report.exists():
+        return []
+    names = []
+    for case in ET.parse(report).iter("testcase"):  # noqa: S314 - our own pytest's file
+        if case.find("failure") is not None or case.find("error") is not None:
+            names.append(f"{case.get('classname', '')}::{case.get('name', '')}")
+    return names
 
 
 if __name__ == "__main__":
