@@ -34,10 +34,14 @@ def race(config_json: str, barrier: Path, parties: int) -> None:
     runtime = build(parse_config(json.loads(config_json), {}))
     try:
         (barrier / f"ready-{os.getpid()}").touch()
+        # A barrier across processes: go as soon as every worker has said it is ready.
         deadline = time.monotonic() + BARRIER_SECONDS
-        while len(list(barrier.glob("ready-*"))) < parties:
+        while (ready := len(list(barrier.glob("ready-*")))) < parties:
             if time.monotonic() > deadline:
-                raise SystemExit("the other workers never got ready")
+                raise SystemExit(
+                    f"timed out after {BARRIER_SECONDS} s waiting for the other workers:"
+                    f" {ready} of {parties} ready"
+                )
             time.sleep(0.001)
         try:
             view = runtime.jobs.start(SUPER, JobKind.BULK, "corp")

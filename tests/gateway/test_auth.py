@@ -39,6 +39,7 @@ class ScriptedDirectory:
         self.binds: list[str] = []
         self.fail_reads = False
         self.read_delay = 0.0
+        self.held: HeldRead | None = None
         self.unavailable = False
         self._lock = threading.Lock()
 
@@ -65,9 +66,16 @@ class ScriptedDirectory:
         with self._lock:
             self.reads += 1
         if self.read_delay:
-            time.sleep(self.read_delay)
+            time.sleep(self.read_delay)  # a slow directory: the scenario, not a wait
+        if self.held is not None:
+            self.held.hold()
         if self.fail_reads:
             raise UpstreamUnavailable("no directory server reachable for source corp")
+
+    def hold_reads(self) -> "HeldRead":
+        """Make every read wait until the test answers it (a read past any deadline)."""
+        self.held = HeldRead()
+        return self.held
 
     def find_user(self, kind: NameKind, value: str) -> DirectoryEntry | None:
         self._read()
@@ -99,6 +107,25 @@ class ScriptedDirectory:
 
     def _id(self, dn: str) -> str:
         return next(e.external_id for e in self.entries.values() if e.dn.lower() == dn.lower())
+
+
+class HeldRead:
+    """Reads that answer when the test says so, and tell when they have answered."""
+
+    # Lets a read go on its own if the test never answers it, so a gateway that waits for
+    # the read fails an assertion instead of hanging the suite.
+    SAFETY_SECONDS = 30
+
+    def __init__(self) -> None:
+        self._release = threading.Event()
+        self.answered = threading.Event()
+
+    def hold(self) -> None:
+        self._release.wait(self.SAFETY_SECONDS)
+        self.answered.set()
+
+    def answer(self) -> None:
+        self._release.set()
 
 
 CONFIG = {
@@ -286,16 +313,16 @@ def test_read_past_the_deadline_decides_from_cache_and_counts_failed(gw, directo
     synced = gw.record("alice").last_sync_at
     clock.advance(seconds=301)
     directory.change("alice", shadowExpire="1")  # what the late read would find
-    directory.read_delay = 1.0  # the deadline is 0.5 s
-    started = time.monotonic()
+    late = directory.hold_reads()  # the read outlives the 0.5 s deadline
     outcome = gw.auth.authenticate("alice", "alice-pw")
-    assert time.monotonic() - started < 0.95
+    assert not late.answered.is_set(), "the bind waited for the read instead of its deadline"
     assert outcome.ok  # decided from the cached record, which says active
-    time.sleep(0.7)  # the late answer arrives now, and must be dropped
+    late.answer()  # the late answer arrives now, and must be dropped
+    assert late.answered.wait(30), "the late read had not returned 30 s after its release"
     record = gw.record("alice")
     assert (record.status, record.last_sync_at) == ("active", synced)
     assert record.sync_claim_until is None  # the next attempt may read at once
-    directory.read_delay = 0
+    directory.held = None
     assert gw.auth.authenticate("alice", "alice-pw").reason is AuthReason.ACCOUNT_EXPIRED
 
 

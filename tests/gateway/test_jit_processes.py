@@ -3,9 +3,10 @@ sharing one store, cause exactly one upstream read — counted at slapd itself, 
 """
 
 import json
+import shutil
 import subprocess
 import sys
-import time
+import tempfile
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -41,8 +42,8 @@ def config(slapd, store_url: str) -> dict:
 
 
 def burst(cfg: dict, name: str, password: str) -> dict[str, int]:
-    start_at = time.time() + 4  # every process is up and waiting by then
-    args = [json.dumps(cfg), name, password, str(THREADS), str(start_at)]
+    barrier = Path(tempfile.mkdtemp(prefix="idgate-burst-"))  # the workers meet there
+    args = [json.dumps(cfg), name, password, str(THREADS), str(barrier), str(PROCESSES)]
     workers = [
         subprocess.Popen(
             [sys.executable, "-m", "tests.gateway.jit_worker", *args],
@@ -54,11 +55,14 @@ def burst(cfg: dict, name: str, password: str) -> dict[str, int]:
         for _ in range(PROCESSES)
     ]
     totals: dict[str, int] = {}
-    for worker in workers:
-        out, err = worker.communicate(timeout=120)
-        assert worker.returncode == 0, err
-        for reason, count in json.loads(out.strip().splitlines()[-1])["reasons"].items():
-            totals[reason] = totals.get(reason, 0) + count
+    try:
+        for worker in workers:
+            out, err = worker.communicate(timeout=120)
+            assert worker.returncode == 0, err
+            for reason, count in json.loads(out.strip().splitlines()[-1])["reasons"].items():
+                totals[reason] = totals.get(reason, 0) + count
+    finally:
+        shutil.rmtree(barrier, ignore_errors=True)
     return totals
 
 

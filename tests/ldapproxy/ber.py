@@ -178,7 +178,7 @@ def decode(frame: bytes) -> Answer:
 class Client:
     """A raw TCP connection to the front: send bytes, read whole LDAPMessages."""
 
-    def __init__(self, port: int, timeout: float = 5.0) -> None:
+    def __init__(self, port: int, timeout: float = 30.0) -> None:
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         self._buffer = b""
         self.closed_by_server = False
@@ -186,7 +186,7 @@ class Client:
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
 
-    def read(self, timeout: float = 5.0) -> Answer | None:
+    def read(self, timeout: float = 30.0) -> Answer | None:
         """The next message; None when the server closed the connection first.
 
         Raises: TimeoutError when nothing complete arrives within `timeout`.
@@ -212,7 +212,7 @@ class Client:
                 self.closed_by_server = True
             self._buffer += chunk
 
-    def read_all_until_closed(self, timeout: float = 5.0) -> list[Answer]:
+    def read_all_until_closed(self, timeout: float = 30.0) -> list[Answer]:
         """Every message until the server closes the connection.
 
         Raises: TimeoutError when the server keeps it open past `timeout`.

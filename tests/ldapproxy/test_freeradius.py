@@ -4,9 +4,10 @@ directory's own users deserve."""
 
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 from tests.gateway.realgw import unique
-from tests.ldapproxy.clients import PEOPLE, add_person
+from tests.ldapproxy.clients import PEOPLE, add_person, stored_user
 from tests.ldapproxy.conftest import WINDOW_SECONDS
 from tests.ldapproxy.gateway_process import SERVICE_DN, SERVICE_PASSWORD, GatewayProcess
 from tests.servers.freeradius import AD_USER_FILTER, FreeRadius, RadiusOutcome
@@ -66,10 +67,13 @@ def test_disabled_upstream_after_first_login_is_rejected_past_the_window(
     radius = radius_for(freeradius_factory, window_gateway, PEOPLE)
     person = add_person(slapd, "radoff")
     first = radius.authenticate(person.uid, person.password).outcome
-    synced = time.monotonic()
+    # The window ends WINDOW_SECONDS after the sync the gateway stored, on this machine's clock.
+    view = stored_user(window_gateway, "corp", person.uid)
+    assert view is not None and view.last_sync_at is not None, radius.log_tail()
+    closes = view.last_sync_at + timedelta(seconds=WINDOW_SECONDS)
 
     slapd.modify(person.dn, {"employeeType": "disabled"})
-    time.sleep(max(0.0, synced + WINDOW_SECONDS + 0.3 - time.monotonic()))
+    time.sleep(max(0.0, (closes - datetime.now(UTC)).total_seconds()))  # to the stored instant
     after = radius.authenticate(person.uid, person.password).outcome
 
     assert (first, after) == (ACCEPT, REJECT), radius.log_tail()

@@ -3,6 +3,7 @@ found by an exact search, and a user disabled upstream is refused once the JIT w
 gateway read them again."""
 
 import time
+from datetime import UTC, datetime, timedelta
 
 import ldap3
 
@@ -109,16 +110,30 @@ def test_locked_upstream_after_first_login_is_refused(
     }
 
 
+def window_closes(gateway: GatewayProcess, uid: str) -> datetime:
+    """When the JIT window of a user ends: the last sync the gateway stored, plus the window.
+    The gateway runs on this machine's clock, so this is the instant it reads the user again."""
+    view = stored_user(gateway, "corp", uid)
+    assert view is not None and view.last_sync_at is not None, f"{uid} was never synced"
+    return view.last_sync_at + timedelta(seconds=WINDOW_SECONDS)
+
+
 def test_disabled_upstream_is_refused_once_the_window_has_passed(
     window_gateway: GatewayProcess, slapd: Slapd
 ) -> None:
-    person = add_person(slapd, "windowed")
-    assert can_bind(window_gateway, person.dn, person.password)["result"] == 0
-    synced = time.monotonic()
-
-    slapd.modify(person.dn, {"employeeType": "disabled"})
-    within = can_bind(window_gateway, person.dn, person.password)
-    time.sleep(max(0.0, synced + WINDOW_SECONDS + 0.3 - time.monotonic()))
+    # "Within the window" needs the second bind answered less than WINDOW_SECONDS after the
+    # sync; a machine too busy for that gets another user rather than a wrong verdict.
+    for _ in range(3):
+        person = add_person(slapd, "windowed")
+        assert can_bind(window_gateway, person.dn, person.password)["result"] == 0
+        closes = window_closes(window_gateway, person.uid)
+        slapd.modify(person.dn, {"employeeType": "disabled"})
+        within = can_bind(window_gateway, person.dn, person.password)
+        if datetime.now(UTC) < closes:
+            break
+    else:
+        raise AssertionError(f"three binds in a row came later than {WINDOW_SECONDS} s after sync")
+    time.sleep(max(0.0, (closes - datetime.now(UTC)).total_seconds()))  # to the stored instant
     after = can_bind(window_gateway, person.dn, person.password)
     wrong = can_bind(window_gateway, person.dn, "not-" + person.password)
 

@@ -26,7 +26,7 @@ def test_sigterm_with_clients_connected_exits_cleanly(slapd: Slapd) -> None:
 
         assert took < 5
         for client in (idle, bound, half):
-            client.read_all_until_closed(timeout=2)  # the server closed them all
+            client.read_all_until_closed(timeout=30)  # the server closed them all (at once)
             client.close()
         records = gateway.log_records()  # every line is JSON
         messages = [r["message"] for r in records]

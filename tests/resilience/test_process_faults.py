@@ -166,7 +166,7 @@ def test_a_kill_during_a_burst_of_first_binds_leaves_whole_records_and_no_lastin
             killed_at = datetime.now(UTC)
             for client in clients:
                 client.join(30)
-                assert not client.is_alive()
+                assert not client.is_alive(), "a client still binding 30 s after the kill"
 
             rows = assert_whole(store, persons, uuids)
             assert BURST_USERS // 4 <= len(rows) < BURST_USERS, "not killed mid-burst"
@@ -181,8 +181,9 @@ def test_a_kill_during_a_burst_of_first_binds_leaves_whole_records_and_no_lastin
             assert all(until <= killed_at + lapse for until in live.values()), live
 
             restart(gateway)
+            # They lapse by killed_at + lapse (asserted above); the budget only bounds a hang.
             wait_until(
-                lambda: not live_claims(store, datetime.now(UTC)), 10, "the dead claims to lapse"
+                lambda: not live_claims(store, datetime.now(UTC)), 60, "the dead claims to lapse"
             )
             with_answers = parallel_binds(gateway.url, list(persons.values()))
             assert {uid: code for uid, (code, _) in with_answers.items()} == dict.fromkeys(
@@ -309,7 +310,8 @@ def test_a_kill_during_a_bulk_sync_leaves_an_interrupted_job_and_a_consistent_st
             with admin_client(gateway) as admin:
                 job = wait_until(
                     lambda: (j := job_of(admin, job_id))["state"] == "interrupted" and j,
-                    LEASE_SECONDS + 15,
+                    # The lease ends LEASE_SECONDS after the kill at most; returns then.
+                    60,
                     "the job to be shown interrupted",
                 )
                 assert job["error"] == INTERRUPTED_REASON

@@ -65,14 +65,16 @@ def jobs_of(gateway: FullGateway, **params: str) -> list[dict]:
         return list(client.get("/jobs", params=params).json()["jobs"])
 
 
-def daily_jobs_done(gateway: FullGateway, timeout: float = 30) -> list[dict]:
-    """The daily jobs in the history, once none is running."""
+def daily_jobs_done(gateway: FullGateway, timeout: float = 60) -> list[dict]:
+    """The daily jobs in the history, as soon as both are there and none is running."""
     deadline = time.monotonic() + timeout
     while True:
         jobs = [j for j in jobs_of(gateway) if j["kind"] in ("refresh", "cleanup")]
         if len(jobs) >= 2 and all(j["state"] not in ("running", "stopping") for j in jobs):
             return jobs
-        assert time.monotonic() < deadline, jobs
+        assert time.monotonic() < deadline, (
+            f"timed out after {timeout} s waiting for the daily refresh and cleanup to end: {jobs}"
+        )
         time.sleep(0.2)
 
 

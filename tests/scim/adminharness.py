@@ -127,16 +127,22 @@ class AdminApi:
                 for table in Base.metadata.sorted_tables
             }
 
-    def wait_for_audit(self, action: str, timeout: float = 10.0) -> None:
+    def wait_job(self, job_id: int, timeout: float = 60.0) -> None:
+        """Wait for a job of this runtime to end (returns as soon as it has)."""
+        view = self.runtime.jobs.wait(job_id, timeout)
+        assert view.done, f"job {job_id} still {view.state} after {timeout} s: {view.counts}"
+
+    def wait_for_audit(self, action: str, timeout: float = 60.0) -> None:
         """Wait until the audit log holds an `action` event (a background thread's last
-        write), so that closing the runtime cannot pull the store from under it."""
+        write), so that closing the runtime cannot pull the store from under it. Returns as
+        soon as it is there."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             events = self.ops.get("/audit", params={"action": action}).json()["events"]
             if events:
                 return
             time.sleep(0.02)
-        raise AssertionError(f"no {action} event within {timeout} s")
+        raise AssertionError(f"timed out after {timeout} s waiting for a {action} audit event")
 
     def close(self) -> None:
         for client in self._clients:

@@ -519,7 +519,7 @@ def test_bulk_job_against_slapd(dir_api: AdminApi) -> None:
     )
     assert started["state"] == "running"
     job_id = started["id"]
-    dir_api.runtime.jobs.wait(job_id, timeout=20)
+    dir_api.wait_job(job_id)
     job = ok(dir_api.ops.get(f"/jobs/{job_id}"), models.Job)
     assert set(job) == JOB_KEYS
     assert (job["state"], job["error"]) == ("succeeded", None)
@@ -560,7 +560,7 @@ def test_refresh_and_cleanup_jobs_run(dir_api: AdminApi) -> None:
     for body in ({"kind": "refresh", "source": DIRECTORY_SOURCE}, {"kind": "cleanup"}):
         job = ok(dir_api.ops.post("/jobs", json=body), models.Job, 202)
         assert (job["kind"], job["source"]) == (body["kind"], body.get("source"))
-        dir_api.runtime.jobs.wait(job["id"], timeout=20)
+        dir_api.wait_job(job["id"])
         done = ok(dir_api.ops.get(f"/jobs/{job['id']}"), models.Job)
         assert (done["state"], done["error"]) == ("succeeded", None), done
     kinds = [j["kind"] for j in ok(dir_api.ops.get("/jobs"), models.Jobs)["jobs"]]
@@ -573,7 +573,7 @@ def test_resync_all_against_slapd(dir_api: AdminApi) -> None:
     assert resync["skipped"] == []
     for job in resync["jobs"]:
         assert job["batch"] == resync["batch"]
-        dir_api.runtime.jobs.wait(job["id"], timeout=20)
+        dir_api.wait_job(job["id"])
     done = ok(dir_api.ops.get(f"/jobs/resync/{resync['batch']}"), models.Resync)
     assert done["done"] is True and done["jobs"][0]["state"] == "succeeded"
     dir_api.wait_for_audit("resync.completed")
@@ -614,7 +614,7 @@ def test_a_running_job_blocks_another_and_stops_when_asked(store_url: str) -> No
         assert ok(api.ops.get(f"/jobs/{job['id']}"), models.Job)["state"] == "running"
         stopping = ok(api.ops.post(f"/jobs/{job['id']}/stop"), models.Job)
         assert stopping["state"] == "stopping"
-        api.runtime.jobs.wait(job["id"], timeout=10)
+        api.wait_job(job["id"])
         stopped = ok(api.ops.get(f"/jobs/{job['id']}"), models.Job)
         assert stopped["state"] == "stopped" and stopped["ended_at"] is not None
         error(api.ops.post(f"/jobs/{job['id']}/stop"), 409, "conflict")
@@ -624,7 +624,7 @@ def test_a_running_job_blocks_another_and_stops_when_asked(store_url: str) -> No
         batch = ok(api.ops.get(f"/jobs/resync/{resync['batch']}"), models.Resync)
         assert batch["done"] is False and batch["jobs"][0]["state"] == "running"
         ok(api.ops.post(f"/jobs/{batch['jobs'][0]['id']}/stop"), models.Job)
-        api.runtime.jobs.wait(batch["jobs"][0]["id"], timeout=10)
+        api.wait_job(batch["jobs"][0]["id"])
         batch = ok(api.ops.get(f"/jobs/resync/{resync['batch']}"), models.Resync)
         assert batch["done"] is True and batch["jobs"][0]["state"] == "stopped"
         api.wait_for_audit("resync.completed")

@@ -6,13 +6,12 @@ Every test drives `harness.scim` (the generic source) and checks the result thro
 own view, the admin view (`harness.admin`) and, where it matters, the store itself.
 """
 
-import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from httpx import Response
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from gateway.auth import AuthReason
 from gateway.engine.types import DisabledBy, Reason, Role, Status
@@ -743,11 +742,24 @@ def test_filter_on_id(harness: Harness) -> None:
     assert found(harness.scim, f'id ne "{created["bob"]["id"]}"') == {"alice", "Carol", "dave"}
 
 
+def made_an_hour_ago(harness: Harness, *user_names: str) -> str:
+    """Date records' created and lastModified an hour back, as if made then; returns the
+    instant half an hour ago (SCIM form). Time filters then need no sleep past the second
+    lastModified may be rendered to."""
+    now = datetime.now(UTC)
+    ids = [gateway_id(harness, name) for name in user_names]
+    with harness.runtime.store.writing() as session:
+        session.execute(
+            update(User)
+            .where(User.id.in_(ids))
+            .values(created_at=now - timedelta(hours=1), updated_at=now - timedelta(hours=1))
+        )
+    return (now - timedelta(minutes=30)).isoformat().replace("+00:00", "Z")
+
+
 def test_filter_on_meta_last_modified(harness: Harness) -> None:
     create_user(harness.scim, "early")
-    time.sleep(1.1)  # lastModified may be rendered to the second
-    middle = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-    time.sleep(0.01)
+    middle = made_an_hour_ago(harness, "early")
     create_user(harness.scim, "late")
     assert found(harness.scim, f'meta.lastModified gt "{middle}"') == {"late"}
     assert found(harness.scim, f'meta.lastModified lt "{middle}"') == {"early"}
@@ -758,9 +770,7 @@ def test_filter_on_meta_last_modified(harness: Harness) -> None:
 def test_filter_on_last_modified_follows_a_patch(harness: Harness) -> None:
     early = create_user(harness.scim, "early")
     create_user(harness.scim, "other")
-    time.sleep(1.1)
-    middle = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-    time.sleep(0.01)
+    middle = made_an_hour_ago(harness, "early", "other")
     patch(harness.scim, f"/Users/{early['id']}", op("replace", "displayName", "touched"))
     assert found(harness.scim, f'meta.lastModified gt "{middle}"') == {"early"}
 

@@ -76,15 +76,16 @@ def test_a_stale_connection_is_replaced() -> None:
 def test_callers_wait_for_a_free_connection_then_time_out() -> None:
     factory = Factory()
     pool = factory.pool(size=1, wait=0.2)
-    released = threading.Event()
+    leased, released = threading.Event(), threading.Event()
 
     def hold() -> None:
         with pool.lease():
-            released.wait(2)
+            leased.set()
+            released.wait(60)
 
     holder = threading.Thread(target=hold)
     holder.start()
-    time.sleep(0.05)
+    assert leased.wait(30), "the holder got no connection in 30 s"
     began = time.monotonic()
     with pytest.raises(UpstreamTimeout, match="busy"), pool.lease():
         pass
@@ -98,26 +99,35 @@ def test_callers_wait_for_a_free_connection_then_time_out() -> None:
 
 def test_never_more_than_size_connections() -> None:
     factory = Factory()
-    pool = factory.pool(size=3, wait=5)
+    pool = factory.pool(size=3, wait=30)
     in_use = 0
     peak = 0
+    leases = 0
     lock = threading.Lock()
+    full = threading.Event()  # three connections were in use at once
 
     def work() -> None:
-        nonlocal in_use, peak
+        nonlocal in_use, peak, leases
         with pool.lease():
             with lock:
                 in_use += 1
                 peak = max(peak, in_use)
+                if in_use == 3:
+                    full.set()
+            # The first holders keep theirs until all three are out, however slowly the
+            # threads start; then each holds a moment, so the others queue behind them.
+            full.wait(30)
             time.sleep(0.01)
             with lock:
                 in_use -= 1
+                leases += 1
 
     threads = [threading.Thread(target=work) for _ in range(20)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    assert leases == 20, "a caller got no connection"
     assert peak == 3
     assert len(factory.opened) <= 3
 
