@@ -13,7 +13,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
-import socket
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,6 +27,7 @@ from gateway.adminclient import AdminClient, AdminError
 from gateway.cli import main
 from tests.gateway.admin_gateway import HELP_DESK_TOKEN, SUPER_TOKEN, AdminGateway, idgate_cli
 from tests.gateway.realgw import slapd_source
+from tests.ldapproxy.gateway_process import refusing_port
 from tests.servers.fixtures import SKIP_REASON
 from tests.servers.slapd import Slapd, SlapdNotInstalled
 from tests.servers.slapd import find_installation as find_slapd
@@ -260,15 +260,13 @@ def test_a_bad_token_file_is_a_usage_error_naming_the_file(
 
 
 def test_an_unreachable_gateway_is_named_and_exits_1() -> None:
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
-    result = invoke(None, "sync", "history", "--url", url)
+    with refusing_port() as port:  # nobody listens on it, and nobody can take it meanwhile
+        url = f"http://127.0.0.1:{port}"
+        result = invoke(None, "sync", "history", "--url", url)
+        as_json = invoke(None, "sync", "history", "--json", env={"IDGATE_URL": url})
     assert result.exit_code == 1
     assert f"cannot reach the gateway at {url}" in result.stderr
     assert "unreachable" in result.stderr
-    as_json = invoke(None, "sync", "history", "--json", env={"IDGATE_URL": url})
     assert as_json.exit_code == 1
     assert json.loads(as_json.stdout)["error"] == "unreachable"
 

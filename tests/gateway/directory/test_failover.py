@@ -14,6 +14,7 @@ from gateway.directory import directory as directory_module
 from gateway.directory.connect import Connector
 from gateway.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from tests.gateway.directory.conftest import SERVICE_PASSWORD, ldap_source
+from tests.ldapproxy.gateway_process import refusing_port
 from tests.servers.slapd import Slapd
 
 
@@ -56,12 +57,6 @@ def silent() -> Iterator[SilentServer]:
     server.close()
 
 
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def searches_for(server: Slapd, marker: str) -> int:
     return server.count_operations("SRCH", contains=marker)
 
@@ -82,9 +77,10 @@ def test_the_second_server_serves_when_the_first_is_down(
 
 
 def test_a_refused_port_moves_on(slapd: Slapd, connect: Callable[..., Directory]) -> None:
-    directory = connect(ldap_source([f"ldap://127.0.0.1:{closed_port()}", slapd.url]))
+    with refusing_port() as closed:  # refuses connections, and nobody else can take it
+        directory = connect(ldap_source([f"ldap://127.0.0.1:{closed}", slapd.url]))
 
-    assert directory.find_user(NameKind.LOGIN, "alice") is not None
+        assert directory.find_user(NameKind.LOGIN, "alice") is not None
 
 
 def test_none_reachable(
