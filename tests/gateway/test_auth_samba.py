@@ -6,7 +6,6 @@ these scenarios are about what Active Directory answers.
 """
 
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
@@ -28,12 +27,6 @@ from tests.gateway.realgw import (
 from tests.servers.samba import UF_ACCOUNTDISABLE, UF_NORMAL_ACCOUNT, SambaAD
 
 pytestmark = pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
-
-
-@pytest.fixture
-def gateways() -> Iterator[Gateways]:
-    with Gateways() as made:
-        yield made
 
 
 @pytest.fixture

@@ -62,12 +62,6 @@ def user_binds(server: Slapd) -> int:
 
 
 @pytest.fixture
-def gateways() -> Iterator[Gateways]:
-    with Gateways() as made:
-        yield made
-
-
-@pytest.fixture
 def make_corp(gateways: Gateways, slapd: Slapd, store_url: str) -> Callable[..., Runtime]:
     """`make(urls=None, **sync)`: a runtime of the `corp` source (default: the shared slapd)."""
 

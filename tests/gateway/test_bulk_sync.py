@@ -51,7 +51,7 @@ from tests.gateway.bulkfixture import (
     wait_job,
     wait_until,
 )
-from tests.gateway.realgw import Gateways, gateway_config, slapd_source
+from tests.gateway.realgw import gateway_config, slapd_source
 from tests.servers.slapd import Slapd
 
 pytestmark = pytest.mark.slapd
@@ -76,12 +76,6 @@ def bench_directory() -> Iterator[tuple[Slapd, list[BenchUser]]]:
     """The seed plus the bench users; read, never changed, by the tests below."""
     with loaded_slapd(BENCH) as loaded:
         yield loaded
-
-
-@pytest.fixture
-def gateways() -> Iterator[Gateways]:
-    with Gateways() as made:
-        yield made
 
 
 def bulk(runtime: Runtime, timeout: float = 120) -> JobView:

@@ -52,12 +52,6 @@ def expected(**counts: int) -> dict[str, int]:
 
 
 @pytest.fixture
-def gateways() -> Iterator[Gateways]:
-    with Gateways() as made:
-        yield made
-
-
-@pytest.fixture
 def clocked(gateways: Gateways) -> Iterator[Callable[..., Clocked]]:
     """`make(runtime, clock, **options)`: jobs on `clock`, closed before the runtimes."""
     made: list[Clocked] = []

@@ -2,8 +2,6 @@
 source with when a server last answered, without deciding readiness by it, and the bulk
 job metrics let an operator alert on "no complete sync for a day"."""
 
-from collections.abc import Iterator
-
 import pytest
 from prometheus_client import generate_latest
 
@@ -14,12 +12,6 @@ from tests.gateway.realgw import Gateways, gateway_config, slapd_source
 from tests.servers.slapd import Slapd
 
 pytestmark = pytest.mark.slapd
-
-
-@pytest.fixture
-def gateways() -> Iterator[Gateways]:
-    with Gateways() as made:
-        yield made
 
 
 def directory_check(runtime: Runtime) -> tuple[bool, str, bool]:

@@ -11,7 +11,7 @@ there (held, nobody disabled), and `idgate sync confirm` on the other gateway.
 """
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -45,12 +45,6 @@ pytestmark = pytest.mark.slapd
 SOURCE = "corp"
 #: Seed users a run adds: alice, dave, frank (bob is locked, carol expired).
 SEEDED = 3
-
-
-@pytest.fixture
-def gateways() -> Iterator[Gateways]:
-    with Gateways() as made:
-        yield made
 
 
 def bulk(runtime: Runtime, timeout: float = 120) -> JobView:

@@ -13,7 +13,7 @@ Also here: the connection test reports the same, root by root, and an Active Dir
 (Samba) whose query policy asks for smaller pages than the gateway reads completely.
 """
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -46,12 +46,6 @@ CONTRACTORS = f"ou=contractors,{SUFFIX}"
 SERVICE_DN = f"cn=idgate,ou=services,{SUFFIX}"
 #: Enabled users of the first run: the loaded ones, alice, dave, frank and erin (contractors).
 ACTIVE = COUNT + 4
-
-
-@pytest.fixture
-def gateways() -> Iterator[Gateways]:
-    with Gateways() as made:
-        yield made
 
 
 def bulk(runtime: Runtime, timeout: float = 120) -> JobView:

@@ -82,12 +82,6 @@ class Receiver:
 
 
 @pytest.fixture
-def gateways() -> Iterator[Gateways]:
-    with Gateways() as made:
-        yield made
-
-
-@pytest.fixture
 def make_receiver() -> Iterator[Callable[..., Receiver]]:
     made: list[Receiver] = []
 
