@@ -93,6 +93,26 @@ _REASON_FOR_RECORD = {
 }
 
 
+#: Bind answers that Active Directory gives only to the right password.
+_SAID_ONLY_TO_THE_PASSWORD = frozenset({BindResult.ACCOUNT_DISABLED, BindResult.ACCOUNT_EXPIRED})
+
+
+def _record_reason(user: CachedUser | None, jit: JitResult | None) -> AuthReason | None:
+    """Why the record refuses the user (None: it does not): the stored state, or for a user
+    the sync did not add, why it was not added."""
+    if user is None:
+        if jit is not None and jit.sync is not None and jit.sync.not_added is not None:
+            return _REASON_FOR_RECORD[jit.sync.not_added]
+        return None
+    state = user.state
+    if state.active:
+        return None
+    if state.pending_deletion and state.disabled_by is not DisabledBy.ADMIN:
+        return AuthReason.PENDING_DELETION
+    assert state.reason is not None
+    return _REASON_FOR_RECORD[state.reason]
+
+
 @functools.cache
 def _decoy_hash() -> str:
     """A real argon2 hash with the production parameters, made once per process: hashing
@@ -112,6 +132,12 @@ class RefusalPacer:
     what the slower kind costs (and `most`), time a client can make the gateway spend anyway
     by sending that kind of name, so pacing takes no capacity from the thread pool that an
     attacker could not.
+
+    Times are kept per *route*: the sources a name is looked up in, which follow from the
+    configuration and the form of the name alone, so a client knows them already. Names of
+    one route are paced to each other; a route whose refusals are slow (a SCIM source's
+    argon2 check) never raises the refusals of another (a directory's bind), so a flood of
+    one kind of name cannot slow every refusal.
     """
 
     def __init__(
@@ -122,18 +148,22 @@ class RefusalPacer:
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        self._samples = samples
         self._most = most
         self._monotonic = monotonic
         self._sleep = sleep
         self._lock = threading.Lock()
-        self._took: dict[bool, deque[float]] = {k: deque(maxlen=samples) for k in (False, True)}
+        self._took: dict[tuple[str, ...], dict[bool, deque[float]]] = {}
 
-    def settle(self, known: bool, started: float) -> None:
+    def settle(self, known: bool, started: float, route: tuple[str, ...] = ()) -> None:
         """A refusal that began at `started` (`monotonic`): wait until the paced time."""
         took = self._monotonic() - started
         with self._lock:
-            self._took[known].append(took)
-            target = max(_upper_quartile(t) for t in self._took.values() if t)
+            kinds = self._took.get(route)
+            if kinds is None:
+                kinds = self._took[route] = {k: deque(maxlen=self._samples) for k in (False, True)}
+            kinds[known].append(took)
+            target = max(_upper_quartile(t) for t in kinds.values() if t)
         wait = min(target, self._most) - took
         if wait > 0:
             self._sleep(wait)
@@ -184,24 +214,33 @@ class Authenticator:
         """
         if not password:
             return _REFUSED
-        started = time.monotonic()
         candidates = subjects(name, self._config)
+        if not candidates:
+            # No source can hold this name, which the configuration alone says (public): no
+            # secret to hide, so no work to equalise, no store read and no failure to count.
+            return _REFUSED
+        started = time.monotonic()
+        route = tuple(subject.source.id for subject in candidates)
         last = _REFUSED
         known = False
         for subject in candidates:
             outcome, found = self._attempt(subject, password)
             known = known or found
             if outcome.reason is not AuthReason.INVALID_CREDENTIALS or outcome.user_id:
-                return self._paced(outcome, known, started)
+                return self._paced(outcome, known, started, route)
             last = outcome
-        if not candidates:
-            # No source can hold this name; cost the same as a name a source does not know.
-            verify_secret(self._decoy_hash, password)
-        return self._paced(last, known, started)
+        return self._paced(last, known, started, route)
 
-    def _paced(self, outcome: AuthOutcome, known: bool, started: float) -> AuthOutcome:
+    def holds(self, name: str) -> bool:
+        """Whether any source can hold the bind name `name` (from the configuration alone):
+        the LDAP front refuses the others at once, without a thread hop."""
+        return bool(subjects(name, self._config))
+
+    def _paced(
+        self, outcome: AuthOutcome, known: bool, started: float, route: tuple[str, ...]
+    ) -> AuthOutcome:
         if outcome.reason is AuthReason.INVALID_CREDENTIALS and not outcome.password_verified:
-            self._pacer.settle(known, started)
+            self._pacer.settle(known, started, route)
         return outcome
 
     def _attempt(self, subject: Subject, password: str) -> tuple[AuthOutcome, bool]:
@@ -214,7 +253,8 @@ class Authenticator:
         """
         cached = lookup(self._store, subject)
         key = cached.id if cached else f"{subject.source.id}/{subject.key}"
-        if self._limiter.blocked(key):
+        tally = self._limiter.check(key)
+        if tally.blocked:
             limited = AuthOutcome(AuthReason.RATE_LIMITED, source_id=subject.source.id)
             return limited, cached is not None
         if isinstance(subject.source, LdapSource | AdSource):
@@ -223,7 +263,7 @@ class Authenticator:
             outcome = self._stored_password_bind(subject, password, cached)
         if outcome.ok:
             assert outcome.user_id is not None
-            self._limiter.succeeded(key)
+            self._limiter.succeeded(tally)
             self._recorder.record(outcome.user_id, self._clock())
         elif outcome.reason is not AuthReason.DIRECTORY_UNAVAILABLE:
             self._limiter.failed(key)
@@ -299,7 +339,12 @@ class Authenticator:
         if bind in _VERIFIED_BUT:
             return AuthOutcome(_VERIFIED_BUT[bind], True, user_id, source_id, dn)
         if bind is not BindResult.OK:
-            return AuthOutcome(_ACCOUNT_REFUSALS[bind], False, user_id, source_id, dn)
+            reason = _ACCOUNT_REFUSALS[bind]
+            # AD answers 533 (disabled) and 701 (expired) only after checking the password
+            # (MS-ADTS §3.1.1.3.4.1; 52e and 775 come whatever the password). Say why only
+            # where the record, as this sync left it, says the same thing.
+            verified = bind in _SAID_ONLY_TO_THE_PASSWORD and _record_reason(user, jit) is reason
+            return AuthOutcome(reason, verified, user_id, source_id, dn)
         if user is None:
             # The directory took the password, but the user has no record: the read found the
             # user disabled or expired (not added), or could not be made at all.
@@ -311,15 +356,10 @@ class Authenticator:
 
     @staticmethod
     def _record_verdict(user: CachedUser, source_id: str) -> AuthOutcome:
-        state = user.state
-        if state.active:
-            return AuthOutcome(AuthReason.SUCCESS, True, user.id, source_id, user.dn)
-        if state.pending_deletion and state.disabled_by is not DisabledBy.ADMIN:
-            reason = AuthReason.PENDING_DELETION
-        else:
-            assert state.reason is not None
-            reason = _REASON_FOR_RECORD[state.reason]
-        return AuthOutcome(reason, True, user.id, source_id, user.dn)
+        """What the record says of a user whose password verified."""
+        reason = _record_reason(user, None)
+        verified = reason or AuthReason.SUCCESS
+        return AuthOutcome(verified, True, user.id, source_id, user.dn)
 
     # -- users with a password in the store (scim, local) --------------------------------------
 

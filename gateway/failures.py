@@ -3,66 +3,114 @@
 RADIUS servers retransmit, and a client with a stale password retries forever; forwarding
 every attempt would lock the account upstream (AD lockout, ppolicy pwdMaxFailure). After
 `limit` failures within `window` seconds a name is refused locally until the oldest failure
-ages out. The count lives in this process: it protects the directory from one gateway's
-traffic; several gateways each hold their own count.
+ages out.
+
+The failures are counted in the store, where every gateway process sees them: N gateways
+behind a load balancer would otherwise let N times as many wrong passwords through, exactly
+the lockout amplification the limit exists to stop. A bind costs one indexed read (`check`);
+only a *failed* bind writes (one row), and a success writes only when it clears failures.
+A refusal of a name already over its limit writes nothing, so a flood against one name
+costs the store reads, not writes.
 """
 
+import logging
 import threading
-import time
-from collections import OrderedDict, deque
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.names import name_key
+from store import failures as queries
+from store.db import Store
+from store.models import AuditEvent
+
+log = logging.getLogger(__name__)
+
+#: How often one process sweeps failures older than the window out of the store.
+_SWEEP_EVERY = timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class Tally:
+    """What `check` found for one name: its recent failures, and whether they block it."""
+
+    key: str
+    failures: int
+    blocked: bool
 
 
 class FailureLimiter:
-    """Thread-safe sliding-window failure counts per bind name, bounded in memory."""
+    """Sliding-window failure counts per name, shared through the store. Thread-safe."""
 
     def __init__(
         self,
+        store: Store,
         limit: int,
         window_seconds: float,
         *,
-        max_names: int = 100_000,
-        monotonic: Callable[[], float] = time.monotonic,
+        clock: Callable[[], datetime],
     ) -> None:
+        self._store = store
         self._limit = limit
-        self._window = window_seconds
-        self._max_names = max_names
-        self._monotonic = monotonic
+        self._window = timedelta(seconds=window_seconds)
+        self._clock = clock
         self._lock = threading.Lock()
-        # Least recently failed first, so the oldest names go when the map is full.
-        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+        self._swept_at: datetime | None = None
+
+    @property
+    def limit(self) -> int:
+        return self._limit
+
+    def check(self, name: str) -> Tally:
+        """The failures of `name` within the window (raises the store's errors: a bind
+        without this answer would either skip the limit or refuse everyone)."""
+        key = name_key(name)
+        with self._store.plain() as connection:
+            count = queries.recent_failures(connection, key, self._clock() - self._window)
+        return Tally(key, count, count >= self._limit)
 
     def blocked(self, name: str) -> bool:
         """Whether this name has used up its failures for now."""
-        key, now = name_key(name), self._monotonic()
-        with self._lock:
-            times = self._failures.get(key)
-            if times is None:
-                return False
-            self._expire(times, now)
-            if not times:
-                del self._failures[key]
-                return False
-            return len(times) >= self._limit
+        return self.check(name).blocked
 
-    def failed(self, name: str) -> None:
-        key, now = name_key(name), self._monotonic()
-        with self._lock:
-            times = self._failures.setdefault(key, deque())
-            self._failures.move_to_end(key)
-            self._expire(times, now)
-            times.append(now)
-            while len(times) > self._limit:
-                times.popleft()
-            while len(self._failures) > self._max_names:
-                self._failures.popitem(last=False)
+    def failed(self, name: str, *, audit: AuditEvent | None = None) -> None:
+        """Count one failure of `name`, and write `audit` in the same unit of work.
 
-    def succeeded(self, name: str) -> None:
-        with self._lock:
-            self._failures.pop(name_key(name), None)
+        A store that cannot take the write is logged, not raised: the bind is refused
+        anyway, and a lost count only lets one more try through.
+        """
+        key, now = name_key(name), self._clock()
+        try:
+            with self._store.writing() as session:
+                queries.add_failure(session, key, now)
+                if audit is not None:
+                    session.add(audit)
+        except SQLAlchemyError as exc:
+            log.warning("could not count a failed bind: %s", type(exc).__name__)
+            return
+        self._sweep(now)
 
-    def _expire(self, times: deque[float], now: float) -> None:
-        while times and times[0] <= now - self._window:
-            times.popleft()
+    def succeeded(self, tally: Tally) -> None:
+        """A success clears the name's failures; nothing is written when it had none."""
+        if tally.failures == 0:
+            return
+        try:
+            with self._store.writing() as session:
+                queries.clear_failures(session, tally.key)
+        except SQLAlchemyError as exc:
+            log.warning("could not clear failed binds: %s", type(exc).__name__)
+
+    def _sweep(self, now: datetime) -> None:
+        """At most once a minute per process: failures older than the window count for
+        nothing, and a name that never fails again would otherwise keep its rows."""
+        with self._lock:
+            if self._swept_at is not None and now - self._swept_at < _SWEEP_EVERY:
+                return
+            self._swept_at = now
+        try:
+            with self._store.writing() as session:
+                queries.sweep_failures(session, now - self._window)
+        except SQLAlchemyError as exc:
+            log.warning("could not sweep old failed binds: %s", type(exc).__name__)

@@ -148,7 +148,7 @@ def build(config: Config, *, migrate: bool = False) -> Runtime:
     upstream_pool = ThreadPoolExecutor(workers, thread_name_prefix="idgate-upstream")
     jit = JitSync(store, users, config.sync, upstream_pool, clock=utcnow)
     recorder = LastAuthRecorder(store)
-    limiter = FailureLimiter(config.sync.failed_auth_limit, config.sync.failed_auth_window_seconds)
+    limiter = failure_limiter(config, store)
     authenticator = Authenticator(
         config,
         store,
@@ -197,6 +197,14 @@ def build(config: Config, *, migrate: bool = False) -> Runtime:
             owner=jobs.owner,
         ),
         administration=Administration(config, store, clock=utcnow),
+    )
+
+
+def failure_limiter(config: Config, store: Store) -> FailureLimiter:
+    """The bind failure limit (SPEC §6), counted in the store across gateway processes."""
+    sync = config.sync
+    return FailureLimiter(
+        store, sync.failed_auth_limit, sync.failed_auth_window_seconds, clock=utcnow
     )
 
 
@@ -429,9 +437,9 @@ def ldap_services(runtime: Runtime, reactor: Any, pool: ThreadPool) -> Services:
     return Services(
         config=config,
         authenticate=runtime.authenticator.authenticate,
+        holds=runtime.authenticator.holds,
         accounts=ServiceAccounts(
-            config.ldap.service_accounts,
-            FailureLimiter(config.sync.failed_auth_limit, config.sync.failed_auth_window_seconds),
+            config.ldap.service_accounts, failure_limiter(config, runtime.store), clock=utcnow
         ),
         tree=DirectoryTree(config, runtime.store),
         include=runtime.lookup.include,

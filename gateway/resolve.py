@@ -5,6 +5,7 @@ module only routes: it never builds a DN from the client's text. The directory c
 resolves the name by an escaped search and binds with the DN that search returned.
 """
 
+import re
 from dataclasses import dataclass
 
 from gateway.config import AdSource, Config, LdapSource, SourceConfig
@@ -35,15 +36,21 @@ def _looks_like_dn(name: str) -> bool:
 
 
 def subjects(name: str, config: Config) -> list[Subject]:
-    """Where to look a bind name up, in order; empty when no source can hold it.
+    """Where to look a bind name up, in order; empty when no source can hold it (which
+    follows from the configuration alone: what it tells a client is public).
 
     - a DN: the directory source whose roots contain it; a SCIM or local user's DN
       `uid=<userName>,ou=<source id>,<ldap.suffix>` (SPEC §6 naming contexts);
     - `DOMAIN\\user`: the AD source with that NetBIOS domain;
     - `user@domain`: the AD source with that UPN suffix, else the bare-name sources with the
       whole text as login name (many LDAP directories use mail-like uids);
-    - anything else: the bare-name sources (`ldap.default_sources`, or all in file order).
+    - anything else: the bare-name sources (`ldap.default_sources`, or all in file order);
+    - a name with a control character, even escaped in a DN: nowhere.
     """
+    if has_control_character(name):
+        # No directory or SCIM userName holds one (PostgreSQL text cannot even store NUL);
+        # slapd answers such a name with invalidCredentials as well.
+        return []
     name = name.strip()
     if not name:
         return []
@@ -72,9 +79,23 @@ def subjects(name: str, config: Config) -> list[Subject]:
     return [Subject(s, NameKind.LOGIN, name) for s in config.bare_login_sources()]
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+# RFC 4514 §2.4: `\\` and a pair of hex digits is one octet; an escaped character otherwise.
+# In UTF-8 the octets 00-1F and 7F are always the control character itself.
+_HEX_ESCAPE = re.compile(r"\\([0-9A-Fa-f]{2}|.)", re.DOTALL)
+_ESCAPED_CONTROL = re.compile(r"[01][0-9A-Fa-f]|7[Ff]")
+
+
+def has_control_character(text: str) -> bool:
+    """Whether `text` holds a C0 control character or DEL (U+0000-U+001F, U+007F)."""
+    return _CONTROL.search(text) is not None
+
+
 def _dn_subjects(name: str, config: Config) -> list[Subject]:
     parts = dn_parts(name)
     assert parts is not None  # `_looks_like_dn` said so
+    if any(_ESCAPED_CONTROL.fullmatch(m) for m in _HEX_ESCAPE.findall(name)):
+        return []  # the same, written as an RFC 4514 escape (`\\00`, `\\0a`)
     found: list[Subject] = []
     for source in config.sources:
         if not source.enabled:

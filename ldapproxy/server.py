@@ -30,8 +30,8 @@ from twisted.internet import defer, protocol
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
-from gateway.accounts import ServiceAccounts
-from gateway.auth import AuthOutcome
+from gateway.accounts import ServiceAccounts, ServiceBind
+from gateway.auth import AuthOutcome, AuthReason
 from gateway.config import Config
 from gateway.errors import IdgateError, NotFound, UpstreamError
 from gateway.names import dn_parts
@@ -48,6 +48,10 @@ PASSWORD_MODIFY = b"1.3.6.1.4.1.4203.1.11.1"
 START_TLS = b"1.3.6.1.4.1.1466.20037"
 SUPPORTED_EXTENSIONS = (START_TLS, WHO_AM_I, PASSWORD_MODIFY)
 SUPPORTED_CONTROLS = (wire.PAGED_RESULTS, wire.MANAGE_DSA_IT)
+
+
+#: The outcome of a bind whose name no source can hold: the refusal every unknown name gets.
+_NOWHERE = AuthOutcome(AuthReason.INVALID_CREDENTIALS)
 
 
 class Runner(Protocol):
@@ -73,6 +77,8 @@ class Services:
 
     config: Config
     authenticate: Callable[[str, str], AuthOutcome]
+    #: Whether any source can hold a bind name (the configuration alone says so).
+    holds: Callable[[str], bool]
     accounts: ServiceAccounts
     tree: DirectoryTree
     include: Callable[[str, str], object]
@@ -194,6 +200,7 @@ class Connection(protocol.Protocol, TimeoutMixin):
         # While a bind is in progress, later requests wait for it (RFC 4511 §4.2.1).
         self._binding: defer.Deferred[None] | None = None
         self._peer = "?"
+        self._peer_host = ""
         self._handlers: dict[type, Callable[[wire.Request], Any]] = {
             pureldap.LDAPBindRequest: self.bind,
             pureldap.LDAPSearchRequest: self.search,
@@ -224,6 +231,7 @@ class Connection(protocol.Protocol, TimeoutMixin):
         idle = self.services.config.ldap.idle_timeout_seconds
         self.setTimeout(idle or None)  # type: ignore[no-untyped-call]
         peer = self._wire.getPeer()
+        self._peer_host = str(getattr(peer, "host", ""))
         self._peer = f"{getattr(peer, 'host', '?')}:{getattr(peer, 'port', '?')}"
 
     def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:
@@ -390,8 +398,16 @@ class Connection(protocol.Protocol, TimeoutMixin):
 
         account = self.services.accounts.find(name)
         if account is not None:
-            work = self.services.run(self.services.accounts.verify, account, password)
+            work = self.services.run(
+                self.services.accounts.verify, account, password, self._peer_host
+            )
             work.addCallback(self._service_bound, request, account.dn)
+        elif not self.services.holds(name):
+            # A name no source can hold is refused here, on the event loop: no thread, no
+            # store, no hash. Nothing is hidden by that (the configuration decides it), and a
+            # flood of such names costs the gateway next to nothing (SPEC §6).
+            work = defer.succeed(_NOWHERE)
+            work.addCallback(self._user_bound, request, name)
         else:
             work = self.services.run(self.services.authenticate, name, password)
             work.addCallback(self._user_bound, request, name)
@@ -399,12 +415,18 @@ class Connection(protocol.Protocol, TimeoutMixin):
         work.addCallback(done)
         return work
 
-    def _service_bound(self, ok: bool, request: wire.Request, dn: str) -> Identity | None:
-        self.services.recorder.bind("service" if ok else "service_refused")
-        log.info(
-            "ldap bind", extra={"peer": self._peer, "bind_dn": dn, "service": True, "result": ok}
-        )
+    def _service_bound(
+        self, outcome: ServiceBind, request: wire.Request, dn: str
+    ) -> Identity | None:
+        ok = outcome is ServiceBind.OK
+        self.services.recorder.bind("service" if ok else f"service_{outcome.value}")
+        fields = {"peer": self._peer, "bind_dn": dn, "service": True, "result": outcome.value}
+        if ok:
+            log.info("ldap bind", extra=fields)
+        else:
+            log.warning("ldap service account bind refused: %s", outcome.value, extra=fields)
         if not ok:
+            # The same answer whatever the reason: a client learns nothing of the limits.
             self._reply(request, Code.INVALID_CREDENTIALS, "invalid credentials")
             return None
         self._reply(request, Code.SUCCESS)

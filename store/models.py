@@ -180,6 +180,25 @@ class SyncClaim(Base):
     claim_until: Mapped[datetime | None]
 
 
+class AuthFailure(Base):
+    """One refused bind that counts against a name's failure limit (SPEC §6).
+
+    One row per failure, written by whichever gateway process saw it, so the limit holds
+    across every process sharing the store: N gateways behind a load balancer must not let N
+    times as many wrong passwords reach the directory. Rows older than the window are swept
+    by the next failure.
+    """
+
+    __tablename__ = "auth_failures"
+    __table_args__ = (Index("ix_auth_failures_key", "key", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    #: What is limited: a user id, "<source>/<kind>:<name>", or a service account and the
+    #: client address it bound from; casefolded.
+    key: Mapped[str] = mapped_column(String(1200))
+    at: Mapped[datetime] = mapped_column(index=True)
+
+
 class PhoneNumber(Base):
     """One slot of a user's SMS or voice list (SPEC §3); position 0 is the default number."""
 

@@ -9,7 +9,7 @@ import os
 import re
 from collections.abc import Mapping
 from email.utils import parseaddr
-from ipaddress import ip_address
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from pathlib import Path
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
@@ -145,6 +145,19 @@ def base_url(value: str) -> str:
         raise ValueError("must be scheme://host[:port][/path] only")
     # SCIM meta.location is built by appending paths: no trailing slash (RFC 7644 §3.1).
     return value.rstrip("/")
+
+
+def network(value: Any) -> IPv4Network | IPv6Network:
+    """An IP network in CIDR form; a bare address is a network of that one address."""
+    if not isinstance(value, str):
+        raise ValueError('must be a string such as "10.0.0.0/8" or "2001:db8::/32"')
+    try:
+        return ip_network(value.strip(), strict=True)
+    except ValueError:
+        raise ValueError(
+            'must be an IP network such as "10.0.0.0/8", "192.0.2.7" or "2001:db8::/32"'
+            " (address/prefix, with the bits after the prefix zero)"
+        ) from None
 
 
 def email_address(value: str) -> str:

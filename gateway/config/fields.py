@@ -2,6 +2,7 @@
 
 import types
 from collections.abc import Mapping
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -26,6 +27,7 @@ Argon2Hash = Annotated[str, AfterValidator(checks.argon2_hash)]
 ExistingFile = Annotated[Path, AfterValidator(checks.existing_file)]
 EmailAddress = Annotated[str, AfterValidator(checks.email_address)]
 NonBlank = Annotated[str, AfterValidator(checks.not_blank)]
+Network = Annotated[IPv4Network | IPv6Network, PlainValidator(checks.network)]
 #: The mass-disable guard's thresholds (SPEC §5.3): false switches one off.
 DisableCount = Annotated[int | Literal[False], PlainValidator(checks.disable_count)]
 DisablePercent = Annotated[float | Literal[False], PlainValidator(checks.disable_percent)]

@@ -25,6 +25,7 @@ from gateway.config.fields import (
     HostName,
     Integer,
     Model,
+    Network,
     NonBlank,
     Number,
     SourceId,
@@ -117,6 +118,9 @@ class ServiceAccount(Model):
 
     dn: DistinguishedName
     password_hash: Argon2Hash = Field(repr=False)
+    #: Where the account may bind from (CIDR networks); empty: from anywhere. A bind from
+    #: elsewhere is refused before its password is looked at.
+    allowed_networks: tuple[Network, ...] = ()
 
 
 class LdapConfig(Model):

@@ -8,8 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import pytest
+from sqlalchemy import func, select
 
-from gateway.auth import Authenticator, AuthReason
+from gateway.auth import Authenticator, AuthReason, RefusalPacer
 from gateway.config import parse_config
 from gateway.directory import BindResult, DirectoryEntry, NameKind
 from gateway.engine import status as rules
@@ -22,6 +23,7 @@ from gateway.records import state_of
 from gateway.secrets import hash_secret
 from gateway.users import Actor, UserService
 from store import users as queries
+from store.models import AuthFailure
 from tests.clock import Clock
 
 PEOPLE = "ou=people,dc=example,dc=org"
@@ -35,6 +37,9 @@ class ScriptedDirectory:
         self.entries: dict[str, DirectoryEntry] = {}
         self.passwords: dict[str, str] = {}
         self.must_change: set[str] = set()
+        #: What a bind to a DN answers, whatever the password (AD's 775, ...), or only to the
+        #: right password (AD's 533 and 701): dn -> (answer, only to the right password).
+        self.answers: dict[str, tuple[BindResult, bool]] = {}
         self.reads = 0
         self.binds: list[str] = []
         self.fail_reads = False
@@ -97,7 +102,11 @@ class ScriptedDirectory:
         if self.unavailable:
             raise UpstreamUnavailable("no directory server reachable for source corp")
         known = {e.dn.lower() for e in self.entries.values()}
-        if dn.lower() not in known or self.passwords.get(dn.lower()) != password:
+        right = dn.lower() in known and self.passwords.get(dn.lower()) == password
+        answer, only_if_right = self.answers.get(dn.lower(), (None, False))
+        if answer is not None and (right or not only_if_right):
+            return answer
+        if not right:
             return BindResult.INVALID_CREDENTIALS
         if dn.lower() in self.must_change:
             return BindResult.MUST_CHANGE_PASSWORD
@@ -161,7 +170,7 @@ class Gateway:
         self.pool = ThreadPoolExecutor(16)
         self.jit = JitSync(store, self.users, self.config.sync, self.pool, clock=clock)
         self.recorder = LastAuthRecorder(store, interval_seconds=3600)
-        self.limiter = FailureLimiter(3, 300)
+        self.limiter = FailureLimiter(store, 3, 300, clock=clock)
         self.auth = Authenticator(
             self.config,
             store,
@@ -421,3 +430,97 @@ def _concurrent_binds_read_once(gw, directory, clock, known):
         t.join()
     assert directory.reads == reads + 1
     assert all(o.ok for o in outcomes), {o.reason for o in outcomes}
+
+
+# -- names no source can hold (issue: a name the configuration routes nowhere) -------------
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "alice\x00",
+        "\x00alice",
+        "ali\x01ce",
+        "alice\n",
+        "alice\x7f",
+        f"uid=alice\x00,{PEOPLE}",
+        f"uid=alice\\00,{PEOPLE}",  # the same NUL as an RFC 4514 escape
+        f"uid=alice\\0a,{PEOPLE}",
+        "uid=zed,ou=elsewhere,dc=example,dc=com",  # under no source's root
+        "nobody\\alice",  # no AD source has that NetBIOS domain
+    ],
+)
+def test_a_name_no_source_can_hold_is_refused_without_any_work(gw, directory, monkeypatch, name):
+    import gateway.auth as auth_module
+
+    def no_hash(*args: object) -> bool:
+        raise AssertionError("an argon2 check for a name no source can hold")
+
+    monkeypatch.setattr(auth_module, "verify_secret", no_hash)
+    settled: list[object] = []
+    monkeypatch.setattr(gw.auth._pacer, "settle", lambda *args: settled.append(args))
+    assert not gw.auth.holds(name)
+    outcome = gw.auth.authenticate(name, "alice-pw")
+    assert outcome == gw.auth.authenticate("nobody-at-all\x00", "x")
+    assert outcome.reason is AuthReason.INVALID_CREDENTIALS and not outcome.password_verified
+    assert (directory.reads, directory.binds) == (0, [])
+    assert settled == []  # refusals of such names never move the pacer's targets
+    with gw.store.reading() as session:  # and write nothing
+        assert session.scalar(select(func.count()).select_from(AuthFailure)) == 0
+
+
+def test_a_name_that_routes_somewhere_is_held(gw):
+    assert gw.auth.holds("mallory")
+    assert gw.auth.holds(f"uid=mallory,{PEOPLE}")
+    assert gw.auth.holds("uid=zed,ou=hr,dc=idgate")
+
+
+def test_refusals_are_paced_per_route_so_slow_ones_never_slow_the_others():
+    now = [0.0]
+    waits: list[float] = []
+    pacer = RefusalPacer(monotonic=lambda: now[0], sleep=waits.append)
+    for _ in range(10):  # a SCIM source's refusals: an argon2 check each
+        pacer.settle(False, now[0] - 0.18, ("hr",))
+    waits.clear()
+    pacer.settle(True, now[0] - 0.010, ("corp",))
+    pacer.settle(False, now[0] - 0.002, ("corp",))
+    assert waits == [pytest.approx(0.008)]  # padded to corp's slower kind, not to hr's
+
+
+# -- what Active Directory says only to the right password (533, 701) ----------------------
+
+
+def test_ad_disabled_answer_says_disabled_where_the_record_agrees(gw, directory, clock):
+    gw.auth.authenticate("alice", "alice-pw")
+    clock.advance(seconds=301)
+    directory.change("alice", pwdAccountLockedTime="000001010000Z")  # the record: disabled
+    directory.answers[f"uid=alice,{PEOPLE}".lower()] = (BindResult.ACCOUNT_DISABLED, True)
+    outcome = gw.auth.authenticate("alice", "alice-pw")
+    assert outcome.reason is AuthReason.ACCOUNT_DISABLED and outcome.password_verified
+    wrong = gw.auth.authenticate("alice", "wrong")
+    assert wrong.reason is AuthReason.INVALID_CREDENTIALS and not wrong.password_verified
+
+
+def test_ad_expired_answer_says_expired_where_the_record_agrees(gw, directory, clock):
+    gw.auth.authenticate("alice", "alice-pw")
+    clock.advance(seconds=301)
+    directory.change("alice", shadowExpire="1")
+    directory.answers[f"uid=alice,{PEOPLE}".lower()] = (BindResult.ACCOUNT_EXPIRED, True)
+    outcome = gw.auth.authenticate("alice", "alice-pw")
+    assert outcome.reason is AuthReason.ACCOUNT_EXPIRED and outcome.password_verified
+
+
+def test_ad_disabled_answer_against_an_active_record_says_nothing_more(gw, directory):
+    gw.auth.authenticate("alice", "alice-pw")  # active, and inside its JIT window
+    directory.answers[f"uid=alice,{PEOPLE}".lower()] = (BindResult.ACCOUNT_DISABLED, True)
+    outcome = gw.auth.authenticate("alice", "alice-pw")
+    assert outcome.reason is AuthReason.ACCOUNT_DISABLED and not outcome.password_verified
+
+
+def test_a_locked_account_never_says_more_than_invalid_credentials(gw, directory, clock):
+    gw.auth.authenticate("alice", "alice-pw")
+    clock.advance(seconds=301)
+    directory.change("alice", pwdAccountLockedTime="000001010000Z")
+    directory.answers[f"uid=alice,{PEOPLE}".lower()] = (BindResult.ACCOUNT_LOCKED, False)
+    outcome = gw.auth.authenticate("alice", "alice-pw")
+    assert outcome.reason is AuthReason.ACCOUNT_LOCKED and not outcome.password_verified

@@ -13,6 +13,7 @@ from gateway.auth import AuthReason
 from gateway.engine.types import DisabledBy, Reason, Status
 from gateway.main import Runtime
 from gateway.records import PhoneView
+from ldapproxy.codes import Code, bind_result
 from tests.gateway.realgw import (
     Gateways,
     authenticate,
@@ -97,6 +98,41 @@ def test_expired_user_is_refused(ad: Runtime, samba_ad: SambaAD) -> None:
     assert outcome.reason is AuthReason.ACCOUNT_EXPIRED
     assert not outcome.ok
     assert records(ad) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "reason", "message"),
+    [
+        ("bob", AuthReason.ACCOUNT_DISABLED, "account disabled"),  # data 533
+        ("carol", AuthReason.ACCOUNT_EXPIRED, "account expired"),  # data 701
+    ],
+)
+def test_disabled_or_expired_says_so_only_to_the_right_password(
+    ad: Runtime, samba_ad: SambaAD, name: str, reason: AuthReason, message: str
+) -> None:
+    """AD answers 533 and 701 only after checking the password; where the engine's own
+    status agrees, the refusal says why (SPEC §6), and a wrong password learns nothing."""
+    user = samba_ad.users[name]
+
+    right = authenticate(ad, name, user.password)
+    wrong = authenticate(ad, name, "not-" + user.password)
+
+    assert (right.reason, right.password_verified) == (reason, True)
+    assert bind_result(right) == (Code.INVALID_CREDENTIALS, message)
+    assert (wrong.reason, wrong.password_verified) == (AuthReason.INVALID_CREDENTIALS, False)
+    assert bind_result(wrong) == (Code.INVALID_CREDENTIALS, "invalid credentials")
+
+
+def test_a_user_disabled_since_the_last_sync_is_told_disabled(
+    ad: Runtime, samba_ad: SambaAD
+) -> None:
+    user = samba_ad.add_user(unique("ad533"))
+    bind_ok(ad, user.sam, user.password)
+    samba_ad.modify(user.dn, {"userAccountControl": str(UF_NORMAL_ACCOUNT | UF_ACCOUNTDISABLE)})
+
+    outcome = authenticate(ad, user.sam, user.password)
+
+    assert bind_result(outcome) == (Code.INVALID_CREDENTIALS, "account disabled")
 
 
 def test_password_must_change_is_not_a_success(ad: Runtime, samba_ad: SambaAD) -> None:

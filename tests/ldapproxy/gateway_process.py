@@ -300,7 +300,9 @@ class GatewayProcess(_IdgateServer):
         if self.ldaps:
             ldap["ldaps_listen"] = f"127.0.0.1:{self.ldaps_port}"
         ldap.update(self._ldap)
-        ldap["service_accounts"] = [{"dn": SERVICE_DN, "password_hash": hashed(SERVICE_PASSWORD)}]
+        ldap.setdefault(
+            "service_accounts", [{"dn": SERVICE_DN, "password_hash": hashed(SERVICE_PASSWORD)}]
+        )
         # Shared gateways see many deliberate wrong passwords: no test may trip the limit
         # for another (the limit has tests of its own elsewhere).
         sync: dict[str, Any] = {

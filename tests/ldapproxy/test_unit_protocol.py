@@ -80,7 +80,12 @@ class Harness:
         self.services = Services(
             config=self.config,
             authenticate=self._authenticate,
-            accounts=ServiceAccounts(self.config.ldap.service_accounts, FailureLimiter(5, 60)),
+            holds=lambda name: not name.startswith("nowhere"),
+            accounts=ServiceAccounts(
+                self.config.ldap.service_accounts,
+                FailureLimiter(store, 5, 60, clock=lambda: datetime.now(UTC)),
+                clock=lambda: datetime.now(UTC),
+            ),
             tree=DirectoryTree(self.config, store),
             include=lambda source, name: self.included.append((source, name)),
             change_password=lambda *args: None,
