@@ -15,6 +15,7 @@ from gateway.engine.roles import Permission
 from gateway.engine.types import Trigger
 from gateway.errors import InvalidInput, NotFound
 from gateway.jit import UserDirectory
+from gateway.resolve import has_control_character
 from gateway.users import Actor, Clock, SyncResult, UserService
 
 
@@ -45,6 +46,8 @@ class ExactLookup:
         source = self._config.source(source_id) if self._has(source_id) else None
         if not isinstance(source, LdapSource | AdSource):
             raise NotFound(f"no directory source with id {source_id}")
+        if has_control_character(login):
+            return None  # no directory holds such a name: no round trip to learn it
         entry = self._directories[source_id].find_user(NameKind.LOGIN, login)
         if entry is None:
             return None

@@ -493,3 +493,18 @@ def test_exact_lookup_adds_the_user_and_never_matches_a_wildcard(
     assert wildcard is None
     assert [v.user_name for v in records(corp)] == ["frank"]
     assert slapd.count_operations("SRCH", contains="(uid=fr*)") == 0
+
+
+@pytest.mark.parametrize("name", ["frank\x00", "fr\x00ank", "frank\n", "\x7ffrank"])
+def test_a_name_with_a_control_character_is_found_nowhere(
+    corp: Runtime, slapd: Slapd, name: str
+) -> None:
+    """What slapd answers for such a name (nobody), on both stores, without asking it."""
+    searches = slapd.count_operations("SRCH")
+
+    assert corp.lookup.include("corp", name) is None
+    assert authenticate(corp, name, slapd.users["frank"].password).reason is (
+        AuthReason.INVALID_CREDENTIALS
+    )
+    assert records(corp) == []
+    assert slapd.count_operations("SRCH") == searches
