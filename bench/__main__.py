@@ -10,12 +10,13 @@ import logging
 import sys
 from types import ModuleType
 
-from bench import auth, bulksync, ldap, scim, suite
+from bench import auth, bulksync, flood, ldap, scim, suite
 
 BENCHMARKS: dict[str, ModuleType] = {
     "all": suite,
     "auth": auth,
     "bulksync": bulksync,
+    "flood": flood,
     "ldap": ldap,
     "scim": scim,
 }
