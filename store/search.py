@@ -7,7 +7,8 @@ them into SQLAlchemy boolean expressions in which every client value is a bound 
 imported here.
 
 Logic is three-valued, as in RFC 4511 §4.5.1.7: a filter item is TRUE, FALSE or Undefined.
-Undefined is SQL NULL, so SQL's AND, OR and NOT give LDAP's answers unchanged. Every leaf is
+Undefined is SQL NULL, so SQL's AND, OR and NOT give LDAP's answers unchanged (NOT is pushed
+down to the leaves by De Morgan's laws, which hold in three-valued logic too). Every leaf is
 TRUE or FALSE, never NULL, even when the attribute is absent: `Not(Equals(display_name, "x"))`
 matches a user without a display name. `And(())` is TRUE and `Or(())` FALSE (RFC 4526). A
 `Within` is TRUE or FALSE too: some element passes its item, or none does.
@@ -18,6 +19,14 @@ DN key and the status columns, which compare exactly. Folding is Unicode case fo
 written by `gateway.names.name_key`), in SQL for the other columns (see `_fold`). Instants
 compare as instants. JSON (users.emails, users.scim_document) is read with each backend's JSON
 functions; keys are checked against a strict pattern and bound, never spliced into SQL text.
+
+No stored string is taken to hold NUL (U+0000): PostgreSQL text cannot hold one. An assertion
+value with NUL is answered as such a store must answer it, the same on both backends (SQLite
+would cut a LIKE or GLOB pattern at the NUL, widening it): an equality or a substring
+match with NUL is FALSE; an ordering compares as if the value ended just before its NUL,
+which in code point order is exact for every value without NUL (x >= p + NUL + r exactly when
+x > p; x <= p + NUL + r exactly when x <= p). Other control characters are ordinary
+characters on both backends.
 
 A filter the store cannot answer raises ValueError with a message meant for the client (the
 SCIM front answers invalidFilter): an unparsable instant, substrings on an instant, a JSON key
@@ -289,6 +298,7 @@ _PHONE_KINDS = {Field.SMS_PHONE: "sms", Field.VOICE_PHONE: "voice"}
 
 # LIKE patterns escape their wildcards with this character, and it with itself.
 _LIKE_ESCAPE = "/"
+NUL = "\x00"
 
 #: A JSON key: an RFC 7643 §2.1 ATTRNAME, a schema URN such as
 #: "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User", or "$ref" (§2.3.7). Nothing in
@@ -634,7 +644,7 @@ class _Compiler:
             case Or(items):
                 return or_(false(), *(self.compile(item) for item in items))
             case Not(item):
-                return not_(self.compile(item))
+                return self._negated(item)
             case Const(truth):
                 if truth is None:
                     return cast(null(), Boolean)
@@ -665,6 +675,21 @@ class _Compiler:
             case Within():
                 return self._within(node)
         raise TypeError(f"not a filter node: {node!r}")
+
+    def _negated(self, node: Node) -> ColumnElement[bool]:
+        """NOT `node`, pushed down to the leaves: De Morgan's laws and double negation hold in
+        three-valued logic too, and SQLite's parser overflows its stack on NOT ( ... ) nested
+        a few dozen deep ("parser stack overflow")."""
+        match node:
+            case Not(item):
+                return self.compile(item)
+            case And(items):
+                return or_(false(), *(self._negated(item) for item in items))
+            case Or(items):
+                return and_(true(), *(self._negated(item) for item in items))
+            case Const(truth):
+                return self.compile(Const(None if truth is None else not truth))
+        return not_(self.compile(node))
 
     def sort_key(self, attr: Attr) -> ColumnElement[Any]:
         """The ORDER BY expression for `attr`: NULL where there is no value (`_page`).
@@ -698,9 +723,20 @@ class _Compiler:
         instant = self.instants.get(attr.field)
         if instant is not None:
             return and_(instant.is_not(None), op(instant, _instant(text)))
-        return self._leaf(
-            attr, lambda v, m: op(self._ordered(v) if ordered else v, self._assertion(text, m))
-        )
+        return self._leaf(attr, lambda v, m: self._compare_string(v, m, text, op, ordered))
+
+    def _compare_string(
+        self, value: ColumnElement[str], match: _Match, text: str, op: _Operator, ordered: bool
+    ) -> ColumnElement[bool]:
+        assertion = self._assertion(text, match)
+        if NUL in assertion:
+            # No stored value holds NUL (module docstring): nothing equals the assertion, and
+            # in code point order a value without NUL sorts after it exactly when it sorts
+            # after the part before the NUL.
+            if op not in _BEFORE_NUL:
+                return false()
+            op, assertion = _BEFORE_NUL[op], assertion[: assertion.index(NUL)]
+        return op(self._ordered(value) if ordered else value, assertion)
 
     def _by_source(self, attr: Attr, leaf: ColumnElement[bool]) -> ColumnElement[bool]:
         """An equality on a column indexed as (source_id, column), with the always-TRUE
@@ -753,6 +789,8 @@ class _Compiler:
         return self._any_element(attr, test)
 
     def _dn_suffix(self, key: str) -> ColumnElement[bool]:
+        if NUL in key:
+            return false()  # no stored DN holds NUL; SQLite would cut the pattern at it
         pattern = "%," + _escape_like(key)
         dn = User.dn_key
         return and_(dn.is_not(None), or_(dn == key, dn.like(pattern, escape=_LIKE_ESCAPE)))
@@ -923,6 +961,9 @@ class _Compiler:
     ) -> ColumnElement[bool]:
         """RFC 4511 §4.5.1.7.2 as one pattern: pieces in order, not overlapping."""
         pieces = [initial or "", *any_, final or ""]
+        if any(NUL in piece for piece in pieces):
+            # No stored value holds NUL, and SQLite would read the pattern only up to it.
+            return false()
         if match is _Match.EXACT and self.sqlite:
             # SQLite's LIKE ignores ASCII case; GLOB is its case-sensitive twin.
             return value.op("GLOB", return_type=Boolean)("*".join(map(_escape_glob, pieces)))
@@ -997,6 +1038,10 @@ def _lt(value: Any, assertion: Any) -> ColumnElement[bool]:
 def _le(value: Any, assertion: Any) -> ColumnElement[bool]:
     result: ColumnElement[bool] = value <= assertion
     return result
+
+
+#: An ordering against a value with NUL, as the ordering against the part before its NUL.
+_BEFORE_NUL: dict[_Operator, _Operator] = {_ge: _gt, _gt: _gt, _le: _le, _lt: _le}
 
 
 def _instant(text: str) -> datetime:
