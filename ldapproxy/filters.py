@@ -4,6 +4,9 @@ Translated once per source, because attribute names differ per source (`schema.p
 gateway cannot evaluate is Undefined, as RFC 4511 §4.5.1.7 asks: an unknown attribute, an
 extensible match, an assertion value that is not UTF-8. Undefined is not FALSE: `(!(x=1))` of
 an unknown `x` matches nothing.
+
+A filter nested too deeply for the decoder arrives as a `wire.DeepFilter` (its BER bytes); it is
+refused like any filter over MAX_DEPTH, whatever its depth.
 """
 
 from collections.abc import Mapping, Sequence, Set
@@ -24,10 +27,13 @@ from gateway.search import (
     Substrings,
 )
 from ldapproxy.schema import SourceSchema
+from ldapproxy.wire import DeepFilter
 
 UNDEFINED = Const(None)
 #: The deepest nesting translated; deeper filters are refused before any recursion limit.
-MAX_DEPTH = 50
+#: SQLite's parser overflows its stack ("parser stack overflow") at about 30 levels of
+#: alternating AND and OR in the compiled query (NOT adds none: store.search pushes it down).
+MAX_DEPTH = 20
 #: The most and/or/not items and comparisons one filter may hold: SQLite refuses expression
 #: trees deeper than 1000, and compiling a query of thousands of terms took seconds of CPU
 #: (as in scim.filters). RADIUS servers and SSO agents send a handful.
@@ -39,7 +45,10 @@ class FilterTooDeep(Exception):
 
 
 def check_size(item: Any) -> None:
-    """Raises FilterTooDeep when `item` holds more than MAX_TERMS items (no recursion)."""
+    """Raises FilterTooDeep when `item` holds more than MAX_TERMS items, or was too deep to
+    decode (no recursion)."""
+    if isinstance(item, DeepFilter):
+        raise FilterTooDeep
     seen = 0
     stack = [item]
     while stack:

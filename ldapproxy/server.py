@@ -451,6 +451,8 @@ class Connection(protocol.Protocol, TimeoutMixin):
     def search(self, request: wire.Request) -> "defer.Deferred[None] | None":
         op = request.op
         base = _text(op.baseObject)
+        if "\x00" in base:  # RFC 4514 §3: a DN string holds NUL only escaped, as \00
+            raise LdapError(Code.INVALID_DN_SYNTAX, "invalid base DN")
         scope = Scope(op.scope) if op.scope in (0, 1, 2) else None
         if scope is None:
             raise LdapError(Code.PROTOCOL_ERROR, "unknown search scope")

@@ -8,6 +8,12 @@ around them:
   a few bytes of header, not memory;
 - one exception, `BadMessage`, for anything that does not decode as an LDAPMessage carrying a
   request; the server answers it with the Notice of Disconnection (RFC 4511 §4.4.1);
+- a bound on nesting: ldaptor's decoder recurses once or more per BER level, so a message is
+  measured first, without recursion (`nesting`), and handed to ldaptor only when it nests at
+  most `MAX_NESTING` levels. Filters are the one recursive type of RFC 4511 (§4.5.1.7): a
+  well-formed SearchRequest whose filter nests deeper is decoded with that filter left as
+  bytes, a `DeepFilter`, which `filters` refuses as too deep; anything else that deep is a
+  bad message;
 - a bind request whose ``repr`` leaves the password out (ldaptor's prints it);
 - the Simple Paged Results control value (RFC 2696).
 """
@@ -115,6 +121,15 @@ def _decoder() -> Any:
 
 _MESSAGE = _decoder()
 _SEQUENCE = 0x30
+_SEARCH_REQUEST = 0x63
+_CONSTRUCTED = 0x20
+
+#: The deepest BER nesting handed to ldaptor, counted from the LDAPMessage (1) down to the
+#: innermost element. A filter of `filters.MAX_DEPTH` (20) levels with a substrings leaf
+#: nests 25 deep, so every filter the gateway evaluates is decoded; ldaptor needs about three
+#: Python frames per level, which keeps it far from the recursion limit (it failed at about
+#: 245 filter levels inside the server).
+MAX_NESTING = 64
 
 
 @dataclass(frozen=True)
@@ -122,6 +137,21 @@ class Control:
     oid: bytes
     critical: bool
     value: bytes | None
+
+
+@dataclass(frozen=True, repr=False)
+class DeepFilter:
+    """A well-formed search filter (RFC 4511 §4.5.1.7) nested deeper than `MAX_NESTING`,
+    kept as its BER bytes: never decoded, so no recursion ever meets it."""
+
+    raw: bytes
+
+    def toWire(self) -> bytes:
+        """ldaptor's name: the server keys a paged search by its filter's BER."""
+        return self.raw
+
+    def __repr__(self) -> str:
+        return f"DeepFilter(<{len(self.raw)} bytes>)"
 
 
 @dataclass(frozen=True)
@@ -170,11 +200,20 @@ def frame_length(buffer: bytes, limit: int) -> int | None:
 def decode(frame: bytes) -> Request:
     """Decode one framed LDAPMessage (`frame_length` said it is whole).
 
+    A SearchRequest whose filter nests deeper than `MAX_NESTING` comes back with a
+    `DeepFilter` as its filter.
+
     Raises:
-        BadMessage: anything ldaptor cannot decode, or a message that is not a request.
+        BadMessage: anything ldaptor cannot decode, a message that is not a request, or one
+            that nests deeper than `MAX_NESTING` other than in a well-formed search filter.
     """
     header = _header(frame)
     assert header is not None
+    deep: DeepFilter | None = None
+    if nesting(frame) > MAX_NESTING:
+        frame, deep = _without_deep_filter(frame, header[0])
+        header = _header(frame)
+        assert header is not None
     try:
         message = pureldap.LDAPMessage.fromBER(_SEQUENCE, frame[header[0] :], _MESSAGE)
         controls = tuple(
@@ -188,7 +227,154 @@ def decode(frame: bytes) -> Request:
         raise BadMessage("not a request")
     if not isinstance(message.id, int) or not 0 <= message.id <= 2**31 - 1:
         raise BadMessage("bad messageID")
+    if deep is not None:
+        message.value.filter = deep
     return Request(message.id, message.value, controls)
+
+
+# -- nesting, measured without recursion (X.690 §8.1) ---------------------------------------------
+
+#: (tag, start of the element, start of its contents, end of the element)
+_Element = tuple[int, int, int, int]
+
+
+def _element(data: bytes, start: int, end: int) -> _Element | None:
+    """The element at `start`, read as ldaptor reads it (one-octet tags, definite lengths in
+    any number of octets, X.690 §8.1.3.5); None when no element fits before `end`."""
+    if end - start < 2:
+        return None
+    first = data[start + 1]
+    contents = start + 2
+    size = first
+    if first & 0x80:
+        octets = first & 0x7F
+        if octets == 0 or contents + octets > end:  # the indefinite form, or cut short
+            return None
+        size = int.from_bytes(data[contents : contents + octets], "big")
+        contents += octets
+    if contents + size > end:
+        return None
+    return data[start], start, contents, contents + size
+
+
+def _elements(data: bytes, start: int, end: int) -> list[_Element] | None:
+    """The elements that exactly fill data[start:end]; None when they do not."""
+    found: list[_Element] = []
+    while start < end:
+        element = _element(data, start, end)
+        if element is None:
+            return None
+        found.append(element)
+        start = element[3]
+    return found
+
+
+def nesting(data: bytes) -> int:
+    """How many elements deep `data` (one element) nests: 1 for a primitive one.
+
+    Only constructed elements (X.690 §8.1.2.5) are entered; contents that do not parse stop the
+    walk there, as they stop ldaptor. Iterative, so any depth that fits in `data` is measured.
+    """
+    deepest = 0
+    regions = [(0, len(data), 1)]
+    while regions:
+        position, end, depth = regions.pop()
+        while (element := _element(data, position, end)) is not None:
+            deepest = max(deepest, depth)
+            tag, _, contents, position = element
+            if tag & _CONSTRUCTED:
+                regions.append((contents, position, depth + 1))
+    return deepest
+
+
+def _without_deep_filter(frame: bytes, header: int) -> tuple[bytes, DeepFilter]:
+    """The frame with its search filter replaced by `(objectClass=*)`, and that filter.
+
+    Raises:
+        BadMessage: the frame is no SearchRequest with a well-formed filter (RFC 4511
+            §4.5.1), or it nests deeper than `MAX_NESTING` outside the filter too.
+    """
+    parts = _elements(frame, header, len(frame))
+    if parts is None or len(parts) < 2 or parts[1][0] != _SEARCH_REQUEST:
+        raise BadMessage("nested too deeply")
+    _, op_start, op_contents, op_end = parts[1]
+    fields = _elements(frame, op_contents, op_end)
+    # RFC 4511 §4.5.1: baseObject, scope, derefAliases, sizeLimit, timeLimit, typesOnly,
+    # filter, attributes.
+    if fields is None or len(fields) != 8:
+        raise BadMessage("nested too deeply")
+    _, filter_start, _, filter_end = fields[6]
+    if not _is_filter(frame, filter_start, filter_end):
+        raise BadMessage("nested too deeply")
+    placeholder = bytes(pureldap.LDAPFilterMatchAll.toWire())
+    search = frame[op_contents:filter_start] + placeholder + frame[filter_end:op_end]
+    body = frame[header:op_start] + _tlv(_SEARCH_REQUEST, search) + frame[op_end:]
+    rebuilt = _tlv(_SEQUENCE, body)
+    if nesting(rebuilt) > MAX_NESTING:
+        raise BadMessage("nested too deeply")
+    return rebuilt, DeepFilter(frame[filter_start:filter_end])
+
+
+# RFC 4511 §4.5.1 Filter, by tag: SETs of filters, one filter, or a fixed shape of primitive
+# elements (AttributeValueAssertion; SubstringFilter; MatchingRuleAssertion).
+_FILTER_SETS = {0xA0, 0xA1}  # and, or (an empty set is allowed: RFC 4526)
+_FILTER_NOT = 0xA2
+_ASSERTIONS = {0xA3, 0xA5, 0xA6, 0xA8}  # equalityMatch, greaterOrEqual, lessOrEqual, approx
+_SUBSTRINGS = 0xA4
+_PRESENT = 0x87
+_EXTENSIBLE = 0xA9
+_OCTET_STRING = 0x04
+_SUBSTRING_PARTS = {0x80, 0x81, 0x82}  # initial, any, final
+_MATCHING = {0x81, 0x82, 0x83, 0x84}
+_MATCH_VALUE = 0x83
+
+
+def _is_filter(data: bytes, start: int, end: int) -> bool:
+    """Whether data[start:end] is exactly one well-formed Filter; iterative, as `nesting`."""
+    pending = [(start, end)]
+    while pending:
+        items = _elements(data, *pending.pop())
+        if items is None or len(items) != 1:
+            return False
+        tag, _, contents, stop = items[0]
+        if tag == _PRESENT:
+            continue  # primitive: its contents are the attribute description
+        if tag == _FILTER_NOT:
+            pending.append((contents, stop))
+            continue
+        inner = _elements(data, contents, stop)
+        if inner is None:
+            return False
+        if tag in _FILTER_SETS:
+            pending.extend((item[1], item[3]) for item in inner)
+        elif not _is_leaf(data, tag, inner):
+            return False
+    return True
+
+
+def _is_leaf(data: bytes, tag: int, inner: list[_Element]) -> bool:
+    """A filter item other than and/or/not/present, by its tag and its elements."""
+    tags = [item[0] for item in inner]
+    if tag in _ASSERTIONS:
+        return tags == [_OCTET_STRING, _OCTET_STRING]
+    if tag == _SUBSTRINGS:
+        if tags != [_OCTET_STRING, _SEQUENCE]:
+            return False
+        parts = _elements(data, inner[1][2], inner[1][3])
+        return bool(parts) and all(part[0] in _SUBSTRING_PARTS for part in parts or ())
+    if tag == _EXTENSIBLE:
+        # matchingRule [1]?, type [2]?, matchValue [3], dnAttributes [4]?, in that order.
+        return _MATCH_VALUE in tags and tags == sorted(set(tags)) and set(tags) <= _MATCHING
+    return False
+
+
+def _tlv(tag: int, contents: bytes) -> bytes:
+    """One element in the definite form (X.690 §8.1.3)."""
+    size = len(contents)
+    if size < 0x80:
+        return bytes([tag, size]) + contents
+    octets = size.to_bytes((size.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(octets)]) + octets + contents
 
 
 def encode(
