@@ -213,7 +213,7 @@ class _IdgateServer(ServerProcess):
 
 
 class GatewayProcess(_IdgateServer):
-    """`idgate serve --only ldap` with its own configuration and SQLite store.
+    """`idgate serve --only ldap` with its own configuration and store (SQLite by default).
 
     Attributes after start: `url`, `port`, `ldaps_url`/`ldaps_port` (with `ldaps=True`),
     `config_path`, `store_path`, `workdir`, `log_path`, `pid`.
@@ -230,10 +230,13 @@ class GatewayProcess(_IdgateServer):
         ldap: Mapping[str, Any] | None = None,
         log_level: str = "info",
         base_dir: Path | None = None,
+        store_url: str | None = None,
     ) -> None:
         """
         Parameters:
             sources: `[[sources]]` tables (realgw.slapd_source / samba_source).
+            store_url: `[store] url`, migrated at the first start; None for SQLite in the
+                gateway's temp dir.
             jit_interval_seconds: `[sync] jit_interval_seconds` (0: every bind reads).
             tls: certificate and key of the front (StartTLS); `ldaps` also opens LDAPS.
             sync, ldap: more keys of `[sync]` and `[ldap]`.
@@ -250,6 +253,7 @@ class GatewayProcess(_IdgateServer):
         self._ldap = dict(ldap or {})
         self.log_level = log_level
         self._base_dir = base_dir
+        self._store_url = store_url
         self.ldaps_port = 0
 
     @property
@@ -268,7 +272,7 @@ class GatewayProcess(_IdgateServer):
 
     @property
     def store_url(self) -> str:
-        return f"sqlite:///{self.store_path}"
+        return self._store_url or f"sqlite:///{self.store_path}"
 
     def start(self) -> None:
         """Write the configuration and the migrated store (first start), then serve.
@@ -281,7 +285,15 @@ class GatewayProcess(_IdgateServer):
             self._workdir = Path(tempfile.mkdtemp(prefix="idgate-front-", dir=self._base_dir))
             self._close_at_exit()
             self._rewrite()
-            migrated_store(self.store_path)
+            if self._store_url is None:
+                migrated_store(self.store_path)
+            else:
+                with _schema_lock:  # alembic's context is process-global
+                    engine = make_engine(self._store_url)
+                    try:
+                        upgrade(engine)  # what `idgate db upgrade` runs
+                    finally:
+                        engine.dispose()
         command = [
             str(IDGATE), "serve", "--config", str(self.config_path), "--only", "ldap",
             "--log-format", "json", "--log-level", self.log_level,

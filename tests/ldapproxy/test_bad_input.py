@@ -30,6 +30,7 @@ AUTH_METHOD_NOT_SUPPORTED = 7
 UNAVAILABLE_CRITICAL_EXTENSION = 12
 INVALID_CREDENTIALS = 49
 INSUFFICIENT_ACCESS_RIGHTS = 50
+UNWILLING_TO_PERFORM = 53
 MAX_MESSAGE_BYTES = 65536
 
 CANARY = f"canary-{uuid.uuid4().hex}"
@@ -166,18 +167,27 @@ def test_message_without_an_operation(serving: GatewayProcess) -> None:
         assert_disconnected_with_notice(client)
 
 
-def test_deeply_nested_filter_does_not_take_the_server_down(serving: GatewayProcess) -> None:
+@pytest.mark.parametrize("tag", [0xA0, 0xA1, 0xA2], ids=["and", "or", "not"])
+def test_a_filter_nested_as_deep_as_a_message_allows_gets_53(
+    serving: GatewayProcess, tag: int
+) -> None:
+    # RFC 4511 §4.5.1.7: a well-formed filter, however deep, is answered on its own
+    # messageID (unwillingToPerform), and the connection serves the next request.
     nested = ber.present("uid")
-    for _ in range(3000):
-        nested = ber.tlv(0xA2, nested)  # (!(!(!...)))
+    while (
+        len(ber.message(2, ber.search_request(PEOPLE, ber.tlv(tag, nested)))) <= MAX_MESSAGE_BYTES
+    ):
+        nested = ber.tlv(tag, nested)
     with ber.Client(serving.port) as client:
         client.send(ber.message(1, ber.bind_request(SERVICE_DN, SERVICE_PASSWORD)))
         assert client.read().code == 0
         client.send(ber.message(2, ber.search_request(PEOPLE, nested)))
-        answer = client.read(timeout=10)
-        # Refused either as an operation or by ending the connection; never a crash.
-        assert answer is not None and answer.code != 0
-        assert answer.op == ber.SEARCH_RESULT_DONE or answer.is_notice_of_disconnection
+        answer = client.read(timeout=30)
+        client.send(ber.message(3, ber.extended_request("1.3.6.1.4.1.4203.1.11.3")))
+        after = client.read(timeout=30)
+    assert answer is not None and (answer.id, answer.op) == (2, ber.SEARCH_RESULT_DONE), answer
+    assert answer.code == UNWILLING_TO_PERFORM, answer.diagnostic
+    assert after is not None and (after.id, after.code) == (3, 0), after
 
 
 # -- well-formed requests that are refused: an answer, and the connection lives on -------------

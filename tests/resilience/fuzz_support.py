@@ -8,8 +8,10 @@ for the LDAP front, and a SCIM filter grammar (RFC 7644 §3.4.2.2).
 - `fuzz_settings(examples)`: hypothesis settings that write nothing into the checkout and
   have no deadline (slow shared machines), printing the reproduction blob on failure.
 - LDAP: `ldap_cases()` draws one batch of `Case`s: well-formed requests (answered on a bound
-  connection), binds (answered on a connection of their own) and cases that may end their
-  connection (mutated frames, unbind, messageID 0, nesting deeper than the decoder takes).
+  connection; control characters, NUL included, in every string of a search, and filters
+  nested up to the message size limit), binds (answered on a connection of their own) and
+  cases that may end their connection (mutated frames, unbind, messageID 0, deep nesting
+  where no Filter is).
   `LdapFuzzRunner` sends each kind where it belongs and checks the answers.
 - SCIM: `scim_filters()` draws filter text from the grammar, with values that carry quotes,
   backslashes, unicode and NUL.
@@ -152,18 +154,25 @@ def search(
 
 # -- strategies -------------------------------------------------------------------------------
 
+#: C0 controls and DEL (RFC 4515 §3 escapes them as \\XX; NUL is the one no store can hold).
+CONTROLS = [chr(code) for code in range(0x20)] + ["\x7f"]
+
 _TRICKY = [
     "*", "(", ")", "\\", "\x00", "\\2a", "\\00", "=", "+", ",", ";", '"', "#", "<", ">",
     "uid=", "*)(uid=*", "admin)(|(uid=*", "\uff41\uff4c\uff49\uff43\uff45", "ÀLICE", "İ",
-    "ß", "\u200b", "\ufeff",
+    "ß", "\u200b", "\ufeff", "alice\x00", "\x00alice", "al\x00ice", "alice\x01", "\t",
 ]  # fmt: skip
 
 
 def texts(max_size: int = 24) -> st.SearchStrategy[str]:
+    """Text for every string of a request (bases, attribute names, values of every filter
+    item, bind names): anything, metacharacters, and control characters among real names."""
     return st.one_of(
         st.text(max_size=max_size),
         st.sampled_from(_TRICKY),
-        st.lists(st.sampled_from([*_TRICKY, "alice", "bob", "a", "1"]), max_size=5).map("".join),
+        st.lists(st.sampled_from([*_TRICKY, *CONTROLS, "alice", "bob", "a", "1"]), max_size=5).map(
+            "".join
+        ),
     )
 
 
@@ -239,15 +248,23 @@ filters: st.SearchStrategy[bytes] = st.recursive(
 
 
 def nested(depth: int, leaf: bytes, tags: Sequence[int]) -> bytes:
-    for level in range(depth):
-        leaf = ber.tlv(tags[level % len(tags)], leaf)
-    return leaf
+    """`leaf` inside `depth` elements, the tags in turn from the outside; headers computed
+    from the inside out and joined once, so 40,000 levels cost no quadratic copying."""
+    headers: list[bytes] = []
+    size = len(leaf)
+    for level in reversed(range(depth)):
+        header = bytes([tags[level % len(tags)]]) + ber.length(size)
+        headers.append(header)
+        size += len(header)
+    return b"".join(reversed(headers)) + leaf
 
 
-#: Nesting around the front's limit (ldapproxy.filters.MAX_DEPTH = 50) that still decodes.
+#: Nesting around the front's limit (ldapproxy.filters.MAX_DEPTH = 20), around the depth
+#: ldaptor is given (ldapproxy.wire.MAX_NESTING = 64), and up to what a message of the
+#: fuzzed front's 256 KiB may carry: every one well-formed, answered on its connection.
 deep_filters = st.builds(
     nested,
-    st.integers(40, 200),
+    st.one_of(st.integers(10, 80), st.integers(80, 1000), st.integers(1000, 40_000)),
     _leaf_filters(),
     st.lists(st.sampled_from([0xA0, 0xA1, 0xA2]), min_size=1, max_size=3),
 )
@@ -298,7 +315,7 @@ searches = st.builds(
     st.sampled_from([0, 0, 1, 2, 5, -1, 2**31 - 1]),
     st.sampled_from([0, 0, 1, 30, -1]),
     st.booleans(),
-    st.one_of(filters, filters, filters, deep_filters, wide_filters),
+    st.one_of(filters, filters, filters, deep_filters, deep_filters, wide_filters),
     st.lists(attribute_names, max_size=4),
 )
 
@@ -477,8 +494,9 @@ def mutate(rng: random.Random, frame: bytes) -> bytes:
 
 
 def ending_case(draw: Any) -> Case:
-    """Input that may end its connection: an unbind, messageID 0 or over maxInt, nesting
-    deeper than the decoder takes, or noise (mutated frames come from `Batch.variants`)."""
+    """Input that may end its connection: an unbind, messageID 0 or over maxInt, deep
+    nesting where only a Filter may nest (RFC 4511 Appendix B), or noise (mutated frames come
+    from `Batch.variants`)."""
     what = draw(st.sampled_from(["unbind", "id", "deep", "noise"]))
     if what == "unbind":
         raw = ber.message(draw(message_ids), ber.tlv(ber.UNBIND_REQUEST, b""))
@@ -488,8 +506,19 @@ def ending_case(draw: Any) -> Case:
         op = draw(st.one_of(searches, binds, extended_requests))
         return Case("ending", raw=ber.message(message_id, op))
     if what == "deep":
-        depth = draw(st.integers(300, 5000))
-        op = search(PEOPLE.encode(), 2, 0, 0, 0, False, nested(depth, b"\x87\x03uid", [0xA2]), [])
+        deep = nested(draw(st.integers(100, 5000)), ber.octets("x"), [ber.SEQUENCE])
+        op = draw(
+            st.sampled_from([
+                ber.tlv(ber.BIND_REQUEST, ber.integer(3) + deep + ber.octets("pw", 0x80)),
+                ber.tlv(
+                    ber.SEARCH_REQUEST,
+                    ber.octets(PEOPLE) + ber.enumerated(2) + ber.enumerated(0)
+                    + ber.integer(0) + ber.integer(0) + ber.boolean(False)
+                    + ber.present("uid") + ber.tlv(ber.SEQUENCE, deep),  # attribute list
+                ),
+                ber.tlv(ber.EXTENDED_REQUEST, deep),
+            ])
+        )  # fmt: skip
         return Case("ending", raw=ber.message(1, op))
     if what == "noise":
         return Case("ending", raw=draw(st.binary(min_size=1, max_size=64)))

@@ -10,7 +10,11 @@ After every batch the listener must still be right: a good bind of a user succee
 one gets invalidCredentials. At the end the process still runs, its log has no traceback or
 error from the fuzzing, and no generated password.
 
-Cases: `IDGATE_FUZZ_CASES` (default `DEFAULT_CASES`, for CI); the long run is
+The module runs on a SQLite store and, with IDGATE_TEST_DATABASE_URL, on PostgreSQL: the
+store is where a value with NUL or another control character ends up (PostgreSQL text cannot
+hold NUL; SQLite cut LIKE patterns at it), and every such search must get an LDAP answer.
+
+Cases: `IDGATE_FUZZ_CASES` (default `DEFAULT_CASES`, for CI, per store); the long run is
 `IDGATE_FUZZ_CASES=100000 .venv/bin/python -m pytest tests/resilience/test_ldap_fuzz.py`.
 An error in the gateway's log fails the batch that caused it (the failure names the batch and
 shows the records); the whole log is copied next to the test's tmp_path first.
@@ -47,8 +51,11 @@ from tests.resilience.fuzz_support import (
     fuzz_seed,
     fuzz_settings,
     ldap_batches,
+    nested,
 )
+from tests.resilience.support import fresh_pg_schema
 from tests.servers.slapd import Slapd
+from tests.store_fixtures import PG_URL
 
 # One worker runs the whole module: its servers are module-scoped (pytest-xdist loadgroup).
 pytestmark = pytest.mark.xdist_group("ldap_fuzz")
@@ -61,17 +68,26 @@ CASES = fuzz_cases(DEFAULT_CASES)
 TIMEOUT = max(120, int(CASES * 0.01) + 60)
 
 
-@pytest.fixture(scope="module")
-def front(slapd: Slapd) -> Iterator[GatewayProcess]:
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def front(request: pytest.FixtureRequest, slapd: Slapd) -> Iterator[GatewayProcess]:
     # A JIT window, so binds of users the store knows cost one upstream bind (SPEC §6), and
     # a failure limit no batch reaches for the probe user (it also binds right each batch).
-    process = GatewayProcess(
-        [slapd_source([slapd.url])],
-        jit_interval_seconds=300,
-        sync={"failed_auth_limit": 1_000_000},
-        ldap={"max_message_bytes": 262_144, "idle_timeout_seconds": 60},
-    )
-    yield from running(process)
+    def process(store_url: str | None) -> GatewayProcess:
+        return GatewayProcess(
+            [slapd_source([slapd.url])],
+            jit_interval_seconds=300,
+            sync={"failed_auth_limit": 1_000_000},
+            ldap={"max_message_bytes": 262_144, "idle_timeout_seconds": 60},
+            store_url=store_url,
+        )
+
+    if request.param == "sqlite":
+        yield from running(process(None))
+        return
+    if PG_URL is None:
+        pytest.skip("IDGATE_TEST_DATABASE_URL is not set: the fuzzer's PostgreSQL run not done")
+    with fresh_pg_schema(PG_URL) as url:
+        yield from running(process(url))
 
 
 @pytest.fixture(scope="module")
@@ -229,6 +245,62 @@ def test_found_by_the_fuzzer_is_a_protocol_error(
     assert answer.code == PROTOCOL_ERROR, answer.diagnostic
     assert after is not None and (after.id, after.code) == (8, 0), after
     watch.assert_clean(op.hex())
+
+
+def _substrings(*parts: tuple[int, bytes]) -> bytes:
+    pieces = b"".join(ber.octets(value, tag) for tag, value in parts)
+    return ber.tlv(0xA4, ber.octets("uid") + ber.tlv(ber.SEQUENCE, pieces))
+
+
+def _equality(value: bytes) -> bytes:
+    return ber.tlv(0xA3, ber.octets("uid") + ber.octets(value))
+
+
+_DEEP_AND = nested(245, ber.present("uid"), [0xA0])
+_DEEPEST_NOT = nested(40_000, ber.present("uid"), [0xA2])
+
+#: Searches of issue 22 (items 2 and 3): (op, resultCode, whether entries may come back).
+ANSWERED = {
+    "(&(&...)) 245 deep": (ber.search_request(PEOPLE, _DEEP_AND), 53, False),
+    "(!(!...)) 40,000 deep": (ber.search_request(PEOPLE, _DEEPEST_NOT), 53, False),
+    "(uid=*\\00)": (ber.search_request(PEOPLE, _substrings((0x82, b"\x00"))), 0, False),
+    "(uid=alice\\00*)": (ber.search_request(PEOPLE, _substrings((0x80, b"alice\x00"))), 0, False),
+    "(uid=alice\\00)": (ber.search_request(PEOPLE, _equality(b"alice\x00")), 0, False),
+    "(uid>=b\\00)": (
+        ber.search_request(PEOPLE, ber.tlv(0xA5, ber.octets("uid") + ber.octets(b"b\x00"))),
+        0,
+        True,
+    ),
+    "(!(uid=a\\00))": (ber.search_request(PEOPLE, ber.tlv(0xA2, _equality(b"a\x00"))), 0, True),
+    "base with NUL": (ber.search_request(PEOPLE + "\x00"), 34, False),
+}
+
+
+@pytest.mark.parametrize("case", ANSWERED.values(), ids=ANSWERED.keys())
+def test_hostile_searches_are_answered(
+    front: GatewayProcess, case: tuple[bytes, int, bool], tmp_path: Path
+) -> None:
+    """Nesting at any depth is unwillingToPerform (53); NUL in a value matches nothing and
+    in a base is invalidDNSyntax (34), as slapd answers; the connection stays usable."""
+    op, code, entries_allowed = case
+    watch = LogWatch(front, tmp_path / "gateway.log")
+    with ber.Client(front.port) as client:
+        client.send(ber.message(1, ber.bind_request(SERVICE_DN, SERVICE_PASSWORD)))
+        assert client.read(timeout=10).code == 0
+        client.send(ber.message(2, op) + ber.message(3, ROOT_DSE))
+        done: dict[int, ber.Answer] = {}
+        entries = 0
+        while len(done) < 2:  # the two operations may be answered in either order
+            answer = client.read(timeout=30)
+            assert answer is not None and not answer.is_notice_of_disconnection, answer
+            if answer.op == ber.SEARCH_RESULT_DONE:
+                done[answer.id] = answer
+            elif answer.id == 2:
+                entries += 1
+    assert done[2].code == code, done[2].diagnostic
+    assert entries == 0 or entries_allowed, entries
+    assert done[3].code == 0, done[3].diagnostic
+    watch.assert_clean(op[:64].hex())
 
 
 # -- the fuzzer ---------------------------------------------------------------------------------
