@@ -429,6 +429,8 @@ def _no_nul(field: str, value: Any) -> None:
             raise InvalidInput(field, "must not contain a NUL character")
     elif isinstance(value, Mapping):
         for key, item in value.items():
+            if "\x00" in str(key):  # a name in the stored JSON document: no more NUL there
+                raise InvalidInput(field or "the resource", "an attribute name holds a NUL")
             _no_nul(f"{field}.{key}" if field else str(key), item)
     elif isinstance(value, list | tuple):
         for item in value:
@@ -457,7 +459,11 @@ def _check_group(data: GroupInput) -> None:
     _text("externalId", data.external_id)
     for _, display in data.members:
         _text("members.display", display)
-    _no_nul("", [data.display_name, data.external_id, list(data.members)])
+    _no_nul("displayName", data.display_name)
+    _no_nul("externalId", data.external_id)
+    for member_id, display in data.members:
+        _no_nul("members.value", member_id)
+        _no_nul("members.display", display)
 
 
 def _report(external_id: str, data: UserInput, password_hash: str | None) -> SourceUser:

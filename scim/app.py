@@ -3,16 +3,22 @@
 /scim/v2/sources/{source_id}/...   a `scim` or `entra` source's provisioning endpoint
 /scim/v2/...                       the admin view (administrators' tokens)
 /admin/...                         the admin API (JSON; `scim.admin`)
+
+A query's octets that are not printable ASCII are percent-encoded before any route sees them
+(`AsciiQuery`): Starlette reads a query as UTF-8 whenever it builds a URL, and a raw 0xE9 was
+a 500.
 """
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
+from urllib.parse import quote_from_bytes
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from scim2_models import Resource
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -98,7 +104,30 @@ def create_app(
         routes.append(Mount(ADMIN_PREFIX, app=create_admin_app(admin)))
     if scim is not None:
         routes += scim_routes(scim)
-    return Starlette(routes=routes, exception_handlers={404: _not_found})
+    return Starlette(
+        routes=routes, exception_handlers={404: _not_found}, middleware=[Middleware(AsciiQuery)]
+    )
+
+
+#: RFC 3986 §3.4: a query is printable ASCII; `quote_from_bytes` leaves these as they are.
+_PRINTABLE = "".join(chr(c) for c in range(0x21, 0x7F))
+
+
+class AsciiQuery:
+    """Percent-encodes the octets of a query that RFC 3986 §2.1 would have had the client
+    encode (controls, space, 0x80-0xFF). Starlette decodes a query as UTF-8 when it builds a
+    URL (for a 404, or a redirect to the path with or without its slash), and raised on a raw
+    0xE9; encoded, each front reads it as it reads a `%E9`."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        query: bytes = scope.get("query_string", b"")
+        if scope["type"] == "http" and not all(0x21 <= octet < 0x7F for octet in query):
+            encoded = quote_from_bytes(query, safe=_PRINTABLE).encode("ascii")
+            scope = {**scope, "query_string": encoded}
+        await self.app(scope, receive, send)
 
 
 async def _not_found(request: Request, _: Exception) -> Response:

@@ -3,20 +3,31 @@
 scim2-server serves the protocol; what is idgate's is here: the base URL each application
 answers for, bearer tokens checked off the event loop, the 1 MiB body limit, PATCH answered
 with the resource, Entra's dialect for `entra` sources, and the admin view refusing writes.
+
+What the HTTP server hands over is bytes; scim2-server reads it as UTF-8 text, and a header
+or a query that is not text would end its reading with a 500. `read_request` reads them
+itself and answers with a SCIM error instead (RFC 7644 §3.12): 400 for a header that is not
+text, the wrong-token 401 for an Authorization header that is not (no token can be one), 400
+for a query parameter that is not UTF-8. Logs name the header or parameter, never its bytes.
 """
 
 import json
+import logging
+import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, TypeVar, Union, cast
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote
 
 from pydantic import ValidationError
 from scim2_models import BaseModel as ScimModel
 from scim2_models import (
     Context,
+    InvalidFilterException,
     InvalidSyntaxException,
+    InvalidValueException,
     ListResponse,
     PatchOp,
     PayloadTooLargeException,
@@ -46,6 +57,8 @@ from scim import entra
 from scim.schemas import MAX_BODY_BYTES
 
 ModelT = TypeVar("ModelT", bound=ScimModel)
+
+log = logging.getLogger(__name__)
 
 #: Checks a bearer token; returns the request's subject, or None when the token is not valid.
 TokenCheck = Callable[[str], Awaitable[Any]]
@@ -205,6 +218,97 @@ def _empty_operations(body: bytes) -> bool:
     )
 
 
+class UnreadableHeader(SCIMException):
+    """A header whose name or value is not text: 400 Bad Request (RFC 9110 §15.5.1).
+
+    No scimType: RFC 7644 §3.12 makes it optional, and none of Table 9 fits. invalidSyntax is
+    "the request body message structure", for the bodies of POST and PUT; invalidValue is a
+    value of an attribute or an operation. A header is neither, and is refused on a GET of
+    /ServiceProviderConfig too.
+    """
+
+    status = 400
+    _default_detail = "a header is not text (RFC 9110 §5.5)"
+
+
+@dataclass
+class WireRequest(ScimRequest):
+    """A SCIM request and what its reading refused, answered before anything else is read."""
+
+    refusal: SCIMException | None = None
+
+
+#: RFC 9110 §5.1: a field name is a token.
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+#: RFC 9110 §5.5: field content is visible characters, SP and HTAB; CR, LF and NUL are
+#: "invalid and dangerous", and no other control character is content either.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def _header_text(value: bytes) -> str | None:
+    """A field value as text, or None when it is not UTF-8 or holds a control character.
+
+    RFC 9110 §5.5 lets a recipient keep obs-text (octets 0x80-0xFF) as opaque data; idgate
+    reads every header it uses as text, so it refuses what it cannot read rather than guess
+    the octets' charset.
+    """
+    try:
+        text = value.decode()
+    except UnicodeDecodeError:
+        return None
+    return None if _CONTROL.search(text) else text
+
+
+def _split_headers(
+    raw: Iterable[tuple[bytes, bytes]],
+) -> tuple[list[tuple[bytes, bytes]], list[str | None]]:
+    """The headers that are text, and the (lower-case) names of those that are not: None for
+    a name that is not even a token."""
+    kept: list[tuple[bytes, bytes]] = []
+    unreadable: list[str | None] = []
+    for name, value in raw:
+        if not _TOKEN.fullmatch(name):
+            unreadable.append(None)
+        elif _header_text(value) is None:
+            unreadable.append(name.decode("ascii").lower())
+        else:
+            kept.append((name, value))
+    return kept, unreadable
+
+
+def _unreadable(name: str | None) -> str:
+    """What is wrong with a header, naming it (never showing its bytes)."""
+    if name is None:
+        return "a header's name is not a token (RFC 9110 §5.1)"
+    return f"the {name} header is not text (RFC 9110 §5.5)"
+
+
+def _text_query(raw: bytes) -> tuple[dict[str, str], SCIMException | None]:
+    """The query's parameters, and the error for one whose name or value is not UTF-8.
+
+    Percent-decoded as scim2-server does (`parse_qsl`), but strictly: a `%E9` or a raw 0xE9
+    byte is not read as U+FFFD, which would search for a value the client never sent. The
+    filter's error is invalidFilter, any other parameter's invalidValue (RFC 7644 §3.12).
+    """
+    query: dict[str, str] = {}
+    # Read as Latin-1, every octet (raw or percent-encoded) is one character: re-encoded, the
+    # octets the client sent, then decoded as UTF-8.
+    pairs = parse_qsl(raw.decode("latin-1"), keep_blank_values=True, encoding="latin-1")
+    for name, value in pairs:
+        try:
+            text_name = name.encode("latin-1").decode()
+        except UnicodeDecodeError:
+            return query, InvalidValueException(detail="a query parameter's name is not UTF-8")
+        try:
+            query[text_name] = value.encode("latin-1").decode()
+        except UnicodeDecodeError:
+            detail = f"the {text_name[:64]!r} parameter is not UTF-8"
+            if text_name == "filter":
+                return query, InvalidFilterException(detail=detail)
+            return query, InvalidValueException(detail=detail)
+    return query, None
+
+
 class Endpoint(ASGIApplication):
     """One SCIM service root: a source's provisioning endpoint, or the admin view."""
 
@@ -238,17 +342,28 @@ class Endpoint(ASGIApplication):
         return response
 
     async def read_request(self, scope: Scope, receive: Receive) -> ScimRequest:
-        request = await super().read_request(scope, receive)
+        headers, unreadable = _split_headers(scope["headers"])
+        query, refusal = _text_query(scope["query_string"])
+        request = await super().read_request(
+            {**scope, "headers": headers, "query_string": b""}, receive
+        )
+        request.query = query
         # Mounted under /scim/v2/...: the mount's path is the service root (scim2-server's own
         # base URL would add a /v2 of its own).
         root_path = scope.get("root_path", "")
         if self._public_base_url:
             request.base_url = f"{self._public_base_url}{root_path}"
         else:
-            headers = dict(scope["headers"])
-            host = headers.get(b"host", b"").decode() or "{}:{}".format(*scope["server"])
+            host = dict(headers).get(b"host", b"").decode() or "{}:{}".format(*scope["server"])
             request.base_url = f"{scope['scheme']}://{host}{root_path}"
-        return request
+        for name in unreadable:
+            log.info("SCIM %s: %s", self._name, _unreadable(name))
+        # An Authorization header that is not text holds no token: it is dropped, and the
+        # request is answered as one with a wrong token (RFC 6750 §3.1), the same 401.
+        others = [name for name in unreadable if name != "authorization"]
+        if others and refusal is None:
+            refusal = UnreadableHeader(detail=_unreadable(others[0]))
+        return WireRequest(**vars(request), refusal=refusal)
 
     def finalize_response(self, request: ScimRequest, response: ScimResponse) -> ScimResponse:
         response = super().finalize_response(request, response)
@@ -261,6 +376,8 @@ class Endpoint(ASGIApplication):
         return response
 
     async def dispatch_request(self, request: ScimRequest) -> ScimResponse:
+        if isinstance(request, WireRequest) and request.refusal is not None:
+            raise request.refusal
         if len(request.body) > MAX_BODY_BYTES:
             raise PayloadTooLargeException(detail=f"the body exceeds {MAX_BODY_BYTES} bytes")
         if self._read_only and not _reads(self.service, request):

@@ -9,14 +9,18 @@ filter is never evaluated in Python, and never matches more than it says.
 
 Attribute names are case-insensitive (RFC 7644 §3.4.2.2); the document keeps the names as
 scim2-models dumps them, which is what `_DOCUMENT_STRINGS` spells.
+
+A value is data whatever it holds: one with a NUL character reaches the store, which finds
+no match for it (no stored string holds NUL), so `not (...)` of it matches everything.
 """
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from scim2_models import InvalidFilterException, InvalidValueException
+from scim2_models import InvalidFilterException, InvalidValueException, ScimFilter
 from scim2_models.path import (
     AttrPath,
     CompareOperator,
@@ -57,6 +61,13 @@ MAX_DEPTH = 50
 #: The most comparisons one filter may hold (SQLite refuses expression trees deeper than 1000;
 #: no provisioning client sends more than a handful).
 MAX_TERMS = 200
+
+
+#: RFC 7644 §3.4.2.2 separates a filter's parts with SP, and a value is a JSON string, which
+#: escapes U+0000-U+001F (RFC 8259 §7): nowhere does a filter hold one raw. scim2-models'
+#: lexer skips tabs and line breaks as spaces; a filter that holds one is refused here.
+#: (U+007F is a character a JSON string may hold, and outside one no token takes it.)
+_RAW_CONTROL = re.compile(r"[\x00-\x1f]")
 
 
 class Kind(Enum):
@@ -193,14 +204,17 @@ class Translator:
         self._attributes = attributes
         self._core = core
 
-    def filter(self, node: FilterNode) -> Node:
-        """The store's filter for a parsed SCIM filter.
+    def filter(self, scim_filter: ScimFilter[Any]) -> Node:
+        """The store's filter for a parsed SCIM filter (its text, and its tree in `.ast`).
 
         Raises:
-            InvalidFilterException: an attribute outside the allow-list, an operator or value
-                its type does not take, a filter nested deeper than MAX_DEPTH or holding more
-                than MAX_TERMS comparisons, a value with a NUL character.
+            InvalidFilterException: a raw control character in the text, an attribute outside
+                the allow-list, an operator or value its type does not take, a filter nested
+                deeper than MAX_DEPTH or holding more than MAX_TERMS comparisons.
         """
+        if _RAW_CONTROL.search(scim_filter):
+            raise InvalidFilterException(detail="a filter holds no raw control character")
+        node = scim_filter.ast
         if _terms(node, 0) > MAX_TERMS:
             raise InvalidFilterException(detail=f"a filter holds at most {MAX_TERMS} comparisons")
         return self._node(node, 0)
@@ -215,7 +229,7 @@ class Translator:
         attr, _, sub = rest.partition(".")
         try:
             entry = self._entry(AttrPath(attr=attr, sub_attr=sub or None, uri=uri or None))
-        except InvalidFilterException:
+        except (InvalidFilterException, ValueError):  # ValueError: not an attribute's name
             entry = None
         if not isinstance(entry, Column):
             raise InvalidValueException(detail=f"cannot sort by {path!r}")
@@ -344,9 +358,6 @@ def _string_comparison(attr: Attr, op: CompareOperator, value: Any, *, instant: 
         raise InvalidFilterException(detail=f"{op.value} does not compare with null")
     if not isinstance(value, str):
         raise InvalidFilterException(detail="this attribute compares with a string")
-    if "\x00" in value:
-        # No stored value holds NUL (PostgreSQL text cannot), so none could match.
-        raise InvalidFilterException(detail="a filter value cannot hold a NUL character")
     if op is CompareOperator.eq:
         return Equals(attr, value)
     if op is CompareOperator.ne:

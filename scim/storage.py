@@ -75,7 +75,7 @@ def _bounds(request: SearchRequest[Any]) -> tuple[int, int]:
 
 
 def _query(translator: Translator, request: SearchRequest[Any], offset: int, limit: int) -> Query:
-    where = translator.filter(request.filter.ast) if request.filter is not None else EVERYTHING
+    where = translator.filter(request.filter) if request.filter is not None else EVERYTHING
     order = translator.sort(str(request.sort_by)) if request.sort_by is not None else None
     descending = request.sort_order == SearchRequest.SortOrder.descending
     return Query(where, order, descending, offset, limit)

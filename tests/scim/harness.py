@@ -11,12 +11,16 @@ source that is never contacted, and two administrators.
 - `anonymous`: the app's root, no Authorization header.
 
 Relative paths join the base URL: `harness.entra.post("/Users", json=...)` posts to
-/scim/v2/sources/entra/Users. Nothing here imports pytest.
+/scim/v2/sources/entra/Users. `raw_request(harness.app, ...)` sends what TestClient cannot: a
+header's or a query's bytes as they are (not UTF-8, controls). Nothing here imports pytest.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -113,3 +117,72 @@ class Harness:
         for client in (self.scim, self.entra, self.admin, self.helpdesk, self.anonymous):
             client.close()
         self.runtime.close()
+
+
+@dataclass(frozen=True)
+class RawResponse:
+    """What `raw_request` got back: the status, the headers (names lower-cased) and the body."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def raw_request(
+    app: Any,
+    method: str,
+    path: str,
+    *,
+    headers: Sequence[tuple[bytes, bytes]] = (),
+    query: bytes = b"",
+    body: bytes = b"",
+) -> RawResponse:
+    """One request given to `app` as the ASGI server hands it over, bytes and all.
+
+    TestClient and httpx re-encode what they send (a header's value as UTF-8, a URL's bytes
+    percent-encoded); an HTTP server passes a header's obs-text octets (RFC 9110 §5.5) and a
+    request target's raw bytes through. `path` is the decoded path, as servers give it.
+    """
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "server": ("testserver", 80),
+        "client": ("127.0.0.1", 50000),
+        "root_path": "",
+        "path": path,
+        "raw_path": path.encode("utf-8", "surrogateescape"),
+        "query_string": query,
+        "headers": [(b"host", b"testserver"), *headers],
+    }
+    if any(name == b"host" for name, _ in headers):
+        scope["headers"] = list(headers)
+    messages: list[dict[str, Any]] = []
+    received = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal received
+        if received:
+            return {"type": "http.disconnect"}
+        received = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        messages.append(message)
+
+    try:
+        asyncio.run(app(scope, receive, send))
+    except Exception:  # what a server does with an exception the app let out: a bare 500
+        if not any(m["type"] == "http.response.start" for m in messages):
+            return RawResponse(500, {}, b"")
+    start = next(m for m in messages if m["type"] == "http.response.start")
+    content = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
+    decoded = {
+        name.decode("latin-1").lower(): value.decode("latin-1") for name, value in start["headers"]
+    }
+    return RawResponse(start["status"], decoded, content)

@@ -7,6 +7,7 @@ what the filter means), never a 500 and never more users than intended.
 """
 
 import json
+import logging
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -18,12 +19,15 @@ from sqlalchemy import func, select
 
 from store.models import AuditEvent, Group, GroupMember, User
 from tests.scim.harness import (
+    ADMIN_TOKEN,
     ENTRA_SOURCE,
     ENTRA_TOKEN,
     SCIM_MEDIA_TYPE,
     SCIM_SOURCE,
     SCIM_TOKEN,
     Harness,
+    RawResponse,
+    raw_request,
 )
 
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -944,3 +948,519 @@ def test_no_error_leaks_internals(seeded: Any) -> None:
         assert response.status_code >= 400, response.text[:2000]
         assert response.status_code < 500, response.text[:2000]
         assert_error(response, response.status_code)
+
+
+# -- bytes that are not text (RFC 9110 §5.5; issue 22) -----------------------------------------
+#
+# TestClient re-encodes a header's value as UTF-8; `raw_request` hands the app the bytes an HTTP
+# server passes through (obs-text, 0x80-0xFF) and those it would not (controls).
+
+NOT_TEXT = [b"caf\xe9", b"\xff\xfe", b"\xc3", b"a\x00b", b"a\x01b", b"a\x7fb", b"a\r\nX-Y: z"]
+NOT_TEXT_IDS = ["latin-1", "bom-16", "cut-short", "nul", "soh", "del", "crlf"]
+SCIM_AUTH = [(b"authorization", f"Bearer {SCIM_TOKEN}".encode())]
+ADMIN_AUTH = [(b"authorization", f"Bearer {ADMIN_TOKEN}".encode())]
+JSON_BODY = [(b"content-type", SCIM_MEDIA_TYPE.encode())]
+
+
+def assert_raw_error(response: RawResponse, status: int, scim_type: str | None = None) -> None:
+    assert response.status == status, response.body[:2000]
+    assert response.headers["content-type"].startswith(SCIM_MEDIA_TYPE)
+    body = response.json()
+    assert body["schemas"] == [ERROR]
+    assert body["status"] == str(status)
+    assert body.get("scimType") == scim_type, body
+    leak = LEAKS.search(response.body.decode())
+    assert leak is None, response.body[:2000]
+
+
+def test_issue_22_user_agent_not_utf8_on_service_provider_config(harness: Harness) -> None:
+    response = raw_request(
+        harness.app,
+        "GET",
+        f"/scim/v2/sources/{SCIM_SOURCE}/ServiceProviderConfig",
+        headers=[(b"user-agent", b"caf\xe9")],
+    )
+    # No scimType: Table 9's types are for bodies, attributes and filters (UnreadableHeader).
+    assert_raw_error(response, 400)
+    assert "user-agent" in response.json()["detail"]
+
+
+def test_issue_22_bearer_token_not_utf8_is_the_wrong_token_answer(harness: Harness) -> None:
+    path = f"/scim/v2/sources/{SCIM_SOURCE}/Users"
+    bad = raw_request(harness.app, "GET", path, headers=[(b"authorization", b"Bearer \xff\xfe")])
+    wrong = raw_request(harness.app, "GET", path, headers=[(b"authorization", b"Bearer nope")])
+    assert_raw_error(bad, 401)
+    assert bad.headers["www-authenticate"].startswith("Bearer")
+    assert (bad.status, bad.body) == (wrong.status, wrong.body)
+    assert {k: v for k, v in bad.headers.items() if k != "location"} == {
+        k: v for k, v in wrong.headers.items() if k != "location"
+    }
+
+
+def _routes(users: dict[str, dict[str, Any]]) -> list[tuple[str, str, bytes]]:
+    """(method, path, body) on every SCIM endpoint: both sources, reads and writes, and the
+    admin view (whose token the caller sends)."""
+    alice = users["alice"]["id"]
+    user = json.dumps({"schemas": [USER], "userName": "mallory"}).encode()
+    change = json.dumps(patch_body({"op": "replace", "path": "displayName", "value": "x"}))
+    return [
+        ("GET", f"/scim/v2/sources/{SCIM_SOURCE}/ServiceProviderConfig", b""),
+        ("GET", f"/scim/v2/sources/{SCIM_SOURCE}/Users", b""),
+        ("GET", f"/scim/v2/sources/{SCIM_SOURCE}/Users/{alice}", b""),
+        ("POST", f"/scim/v2/sources/{SCIM_SOURCE}/Users", user),
+        ("PUT", f"/scim/v2/sources/{SCIM_SOURCE}/Users/{alice}", user),
+        ("PATCH", f"/scim/v2/sources/{SCIM_SOURCE}/Users/{alice}", change.encode()),
+        ("DELETE", f"/scim/v2/sources/{SCIM_SOURCE}/Users/{alice}", b""),
+        ("POST", f"/scim/v2/sources/{SCIM_SOURCE}/Groups", b'{"schemas": ["%s"]}' % GROUP.encode()),
+        ("POST", f"/scim/v2/sources/{ENTRA_SOURCE}/Users", user),
+        ("GET", f"/scim/v2/sources/{ENTRA_SOURCE}/Schemas", b""),
+        ("GET", "/scim/v2/Users", b""),
+        ("GET", "/scim/v2/ServiceProviderConfig", b""),
+        ("POST", "/scim/v2/Users/.search", b'{"schemas": ["%s"]}' % SEARCH.encode()),
+    ]
+
+
+def _token_for(path: str) -> list[tuple[bytes, bytes]]:
+    if path.startswith(f"/scim/v2/sources/{ENTRA_SOURCE}/"):
+        return [(b"authorization", f"Bearer {ENTRA_TOKEN}".encode())]
+    return SCIM_AUTH if path.startswith("/scim/v2/sources/") else ADMIN_AUTH
+
+
+@pytest.mark.parametrize("value", NOT_TEXT, ids=NOT_TEXT_IDS)
+@pytest.mark.parametrize(
+    "name", [b"user-agent", b"host", b"content-type", b"if-match", b"accept", b"x-trace"]
+)
+def test_header_that_is_not_text_is_400_everywhere(seeded: Any, name: bytes, value: bytes) -> None:
+    harness, users = seeded
+    before = snapshot(harness)
+    for method, path, body in _routes(users):
+        headers = [*_token_for(path), *JSON_BODY]
+        headers = [(n, v) for n, v in headers if n != name] + [(name, value)]
+        response = raw_request(harness.app, method, path, headers=headers, body=body)
+        assert_raw_error(response, 400)
+        assert (
+            response.json()["detail"] == f"the {name.decode()} header is not text (RFC 9110 §5.5)"
+        )
+    unchanged(harness, before)
+
+
+def test_header_name_that_is_not_a_token_is_400(seeded: Any) -> None:
+    harness, _ = seeded
+    for name in (b"caf\xe9", b"x y", b"a:b", b""):
+        response = raw_request(
+            harness.app, "GET", "/scim/v2/sources/scim/Users", headers=[*SCIM_AUTH, (name, b"1")]
+        )
+        assert_raw_error(response, 400)
+
+
+@pytest.mark.parametrize("value", NOT_TEXT, ids=NOT_TEXT_IDS)
+def test_authorization_that_is_not_text_is_the_wrong_token_answer_everywhere(
+    seeded: Any, value: bytes
+) -> None:
+    harness, users = seeded
+    before = snapshot(harness)
+    for method, path, body in _routes(users):
+        answers = [
+            raw_request(
+                harness.app,
+                method,
+                path,
+                headers=[(b"authorization", token), *JSON_BODY],
+                body=body,
+            )
+            for token in (b"Bearer " + value, b"Bearer wrong", value)
+        ]
+        bad, wrong, bare = answers
+        assert (bad.status, bad.body) == (wrong.status, wrong.body) == (bare.status, bare.body)
+        assert bad.headers.get("www-authenticate") == wrong.headers.get("www-authenticate")
+        if path.endswith("/ServiceProviderConfig"):
+            assert bad.status == 200  # RFC 7643 §5: served without authentication
+        else:
+            assert_raw_error(bad, 401)
+            assert bad.headers["www-authenticate"].startswith("Bearer")
+    unchanged(harness, before)
+
+
+def test_a_token_one_byte_off_utf8_is_refused(harness: Harness) -> None:
+    # The token the source holds, with a byte that breaks its UTF-8: no token, not a near one.
+    token = SCIM_TOKEN.encode() + b"\xe9"
+    response = raw_request(
+        harness.app,
+        "GET",
+        f"/scim/v2/sources/{SCIM_SOURCE}/Users",
+        headers=[(b"authorization", b"Bearer " + token)],
+    )
+    assert_raw_error(response, 401)
+
+
+def test_log_names_the_header_never_its_bytes(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    path = f"/scim/v2/sources/{SCIM_SOURCE}/Users"
+    secret = "s3cr3t-agent-value"
+    raw_request(
+        harness.app,
+        "GET",
+        path,
+        headers=[(b"authorization", f"Bearer {SCIM_TOKEN}\xe9".encode("latin-1"))],
+    )
+    raw_request(
+        harness.app, "GET", path, headers=[*SCIM_AUTH, (b"user-agent", secret.encode() + b"\xff")]
+    )
+    logged = caplog.text
+    assert "authorization header is not text" in logged
+    assert "user-agent header is not text" in logged
+    for hidden in (SCIM_TOKEN, SCIM_TOKEN[:12], secret, "\\xe9", "\\xff", "é", "ÿ"):
+        assert hidden not in logged, hidden
+
+
+@pytest.mark.parametrize(
+    ("query", "scim_type"),
+    [
+        (b'filter=userName+eq+"caf\xe9"', "invalidFilter"),
+        (b"filter=userName+eq+%22caf%E9%22", "invalidFilter"),
+        (b"sortBy=\xe9", "invalidValue"),
+        (b"attributes=user%FFName", "invalidValue"),
+        (b"startIndex=1&count=\xff", "invalidValue"),
+        (b"\xe9=1", "invalidValue"),
+    ],
+    ids=["raw-filter", "percent-filter", "sort-by", "attributes", "count", "name"],
+)
+def test_query_that_is_not_utf8_is_400(seeded: Any, query: bytes, scim_type: str) -> None:
+    # Not read as U+FFFD: that would search for a value the client never sent.
+    harness, _ = seeded
+    for path, auth in (
+        (f"/scim/v2/sources/{SCIM_SOURCE}/Users", SCIM_AUTH),
+        (
+            f"/scim/v2/sources/{ENTRA_SOURCE}/Users",
+            [(b"authorization", f"Bearer {ENTRA_TOKEN}".encode())],
+        ),
+        ("/scim/v2/Users", ADMIN_AUTH),
+    ):
+        response = raw_request(harness.app, "GET", path, headers=auth, query=query)
+        assert_raw_error(response, 400, scim_type)
+
+
+def test_latin1_in_a_path_is_404(seeded: Any) -> None:
+    harness, _ = seeded
+    for path in (
+        "/scim/v2/sources/scim/Users/caf\xe9",
+        "/scim/v2/sources/sc\xefm/Users",
+        "/scim/v2/Users/\xff",
+    ):
+        auth = SCIM_AUTH if "sources" in path else ADMIN_AUTH
+        assert_raw_error(raw_request(harness.app, "GET", path, headers=auth), 404)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/healthz",
+        "/healthz/",  # Starlette redirects to /healthz, building a URL of the query
+        "/readyz",
+        "/metrics",
+        "/admin/users",
+        "/admin/users/",
+        "/admin/users/caf\xe9",
+        "/admin/nothing",
+        "/caf\xe9",
+        "/scim/v2/sources/nosuch/Users",
+        "/scim/v2/sources/scim/Users/\n",  # a decoded line break: no mount matches it
+    ],
+)
+@pytest.mark.parametrize("value", [b"caf\xe9", b"\xff\xfe"], ids=["latin-1", "bom-16"])
+def test_admin_api_and_health_never_500_on_bytes_that_are_not_text(
+    harness: Harness, path: str, value: bytes
+) -> None:
+    for headers, query in (
+        ([*ADMIN_AUTH, (b"user-agent", value), (b"accept", value)], b"source=scim"),
+        ([(b"authorization", b"Bearer " + value)], b"source=scim"),
+        ([(b"host", value), *ADMIN_AUTH], b"source=sc" + value),
+    ):
+        response = raw_request(harness.app, "GET", path, headers=headers, query=query)
+        assert 200 <= response.status < 500, (path, headers, response.body[:500])
+
+
+# -- control characters (issue 22, item 2): the same answers on SQLite and PostgreSQL ---------
+
+#: Every control character but NUL: data, kept and returned as sent (RFC 7643 §2.3.1).
+CONTROLS = "".join(chr(c) for c in range(1, 0x20)) + "\x7f"
+
+
+def _nul_bodies(users: dict[str, dict[str, Any]]) -> list[tuple[str, str, dict[str, Any], str]]:
+    """(method, path, body, the attribute the error names) with a NUL in one string value."""
+    alice, staff = users["alice"]["id"], users["staff"]["id"]
+    enterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+    nul = "a\x00b"
+    user = {"schemas": [USER], "userName": "mallory"}
+    return [
+        ("POST", "/Users", {**user, "userName": nul}, "userName"),
+        ("POST", "/Users", {**user, "displayName": nul}, "displayName"),
+        ("POST", "/Users", {**user, "title": nul}, "title"),
+        ("POST", "/Users", {**user, "name": {"givenName": nul}}, "name.givenName"),
+        ("POST", "/Users", {**user, "emails": [{"value": nul}]}, "emails.value"),
+        ("POST", "/Users", {**user, "password": nul}, "password"),
+        (
+            "POST",
+            "/Users",
+            {**user, "schemas": [USER, enterprise], enterprise: {"department": nul}},
+            f"{enterprise}.department",
+        ),
+        ("PUT", f"/Users/{alice}", {**user, "userName": "alice", "nickName": nul}, "nickName"),
+        (
+            "PATCH",
+            f"/Users/{alice}",
+            patch_body({"op": "replace", "path": "displayName", "value": nul}),
+            "displayName",
+        ),
+        (
+            "PATCH",
+            f"/Users/{alice}",
+            patch_body({"op": "add", "path": "emails", "value": [{"value": nul}]}),
+            "emails.value",
+        ),
+        ("POST", "/Groups", {"schemas": [GROUP], "displayName": nul}, "displayName"),
+        (
+            "POST",
+            "/Groups",
+            {"schemas": [GROUP], "displayName": "g", "externalId": nul},
+            "externalId",
+        ),
+        (
+            "POST",
+            "/Groups",
+            {"schemas": [GROUP], "displayName": "g", "members": [{"value": nul}]},
+            "members.value",
+        ),
+        ("PUT", f"/Groups/{staff}", {"schemas": [GROUP], "displayName": nul}, "displayName"),
+        (
+            "PATCH",
+            f"/Groups/{staff}",
+            patch_body({"op": "replace", "path": "displayName", "value": nul}),
+            "displayName",
+        ),
+    ]
+
+
+def test_nul_in_a_body_is_400_invalid_value_naming_the_attribute(seeded: Any) -> None:
+    harness, users = seeded
+    before = snapshot(harness)
+    for method, path, body, attribute in _nul_bodies(users):
+        response = harness.scim.request(method, path, json=body)
+        assert_error(response, 400, "invalidValue")
+        detail = response.json()["detail"]
+        assert detail.startswith(f"{attribute}:"), (path, body, detail)
+        assert "a\\u0000b" not in response.text and "\x00" not in detail
+    unchanged(harness, before)
+
+
+def test_nul_in_an_entra_body_is_400_invalid_value(seeded: Any) -> None:
+    harness, users = seeded
+    eve = users["eve"]["id"]
+    group = harness.entra.post("/Groups", json={"schemas": [GROUP], "displayName": "entra-g"})
+    assert group.status_code == 201, group.text
+    before = snapshot(harness)
+    nul = "a\x00b"
+    for method, path, body, attribute in [
+        ("POST", "/Users", {"schemas": [USER], "userName": nul}, "userName"),
+        ("POST", "/Users", {"schemas": [USER], "userName": "m", "displayName": nul}, "displayName"),
+        ("PUT", f"/Users/{eve}", {"schemas": [USER], "userName": "eve", "title": nul}, "title"),
+        # Entra's own dialect: a PATCH `value` object with the attribute as its key.
+        (
+            "PATCH",
+            f"/Users/{eve}",
+            patch_body({"op": "Replace", "value": {"displayName": nul}}),
+            "displayName",
+        ),
+        ("POST", "/Groups", {"schemas": [GROUP], "displayName": nul}, "displayName"),
+        (
+            "PATCH",
+            f"/Groups/{group.json()['id']}",
+            patch_body({"op": "Replace", "path": "displayName", "value": nul}),
+            "displayName",
+        ),
+    ]:
+        response = harness.entra.request(method, path, json=body)
+        assert_error(response, 400, "invalidValue")
+        assert response.json()["detail"].startswith(f"{attribute}:"), response.text
+    unchanged(harness, before)
+
+
+def test_other_control_characters_are_kept_as_sent(harness: Harness) -> None:
+    enterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+    sent = {
+        "schemas": [USER, enterprise],
+        "userName": f"ctl{CONTROLS}",
+        "displayName": CONTROLS,
+        "title": CONTROLS,
+        "name": {"givenName": CONTROLS, "familyName": f"x{CONTROLS}y"},
+        "emails": [{"value": f"a{CONTROLS}@example.org", "type": "work"}],
+        enterprise: {"department": CONTROLS},
+    }
+    for client in (harness.scim, harness.entra):
+        created = client.post("/Users", json=sent)
+        assert created.status_code == 201, created.text
+        user_id = created.json()["id"]
+        patched = client.patch(
+            f"/Users/{user_id}",
+            json=patch_body({"op": "replace", "path": "nickName", "value": CONTROLS}),
+        )
+        assert patched.status_code == 200, patched.text
+        got = client.get(f"/Users/{user_id}").json()
+        for key, value in sent.items():
+            if key != "schemas":
+                assert got[key] == value, key
+        assert got["nickName"] == CONTROLS
+        # Through the stored JSON document (jsonb on PostgreSQL, JSON text on SQLite).
+        with harness.runtime.store.reading() as session:
+            document = session.scalar(select(User.scim_document).where(User.id == user_id))
+        assert document is not None
+        assert (document["title"], document["nickName"]) == (CONTROLS, CONTROLS)
+        assert document[enterprise]["department"] == CONTROLS
+        escaped = json.dumps(f"ctl{CONTROLS}")
+        assert found(client.get("/Users", params={"filter": f"userName eq {escaped}"})) == {
+            f"ctl{CONTROLS}"
+        }
+    group = harness.scim.post("/Groups", json={"schemas": [GROUP], "displayName": CONTROLS})
+    assert group.status_code == 201, group.text
+    assert harness.scim.get(f"/Groups/{group.json()['id']}").json()["displayName"] == CONTROLS
+
+
+NUL_FILTERS = [
+    'userName eq "a\\u0000"',
+    'userName eq "alice\\u0000"',
+    'userName sw "al\\u0000"',
+    'userName co "\\u0000"',
+    'userName ew "\\u0000ce"',
+    'displayName eq "Alice\\u0000"',
+    'displayName co "\\u0000"',
+    'externalId eq "\\u0000"',
+    'title sw "\\u0000"',
+    'emails[value co "\\u0000"]',
+    'emails.value eq "alice@example.org\\u0000"',
+    'userName eq "alice" and displayName co "\\u0000"',
+]
+
+
+@pytest.mark.parametrize("scim_filter", NUL_FILTERS)
+def test_nul_in_a_filter_value_matches_nothing(seeded: Any, scim_filter: str) -> None:
+    # No stored string holds NUL (PostgreSQL's text cannot): nothing matches, on both stores.
+    harness, _ = seeded
+    assert found(harness.scim.get("/Users", params={"filter": scim_filter})) == set()
+    search = {"schemas": [SEARCH], "filter": scim_filter}
+    assert found(harness.scim.post("/Users/.search", json=search)) == set()
+    assert found(harness.admin.get("/Users", params={"filter": scim_filter})) == set()
+
+
+@pytest.mark.parametrize(
+    ("scim_filter", "intended"),
+    [
+        ('userName gt "a\\u0000"', {"alice", "bob", "carol"}),
+        ('userName gt "alice\\u0000"', {"bob", "carol"}),
+        ('userName ge "\\u0000"', {"alice", "bob", "carol"}),
+        ('userName lt "bob\\u0000x"', {"alice", "bob"}),
+        ('userName le "\\u0000"', set()),
+        ('userName le "bob\\u0000"', {"alice", "bob"}),
+    ],
+)
+def test_nul_in_an_ordering_compares_in_code_point_order(
+    seeded: Any, scim_filter: str, intended: set[str]
+) -> None:
+    # store.search: an ordering compares as if the value ended before its NUL, which in code
+    # point order is exact for every stored value (none holds NUL); the same on both stores.
+    harness, _ = seeded
+    assert found(harness.scim.get("/Users", params={"filter": scim_filter})) == intended
+
+
+@pytest.mark.parametrize(
+    "scim_filter", ['not (userName eq "a\\u0000")', 'not (displayName co "\\u0000")']
+)
+def test_not_of_a_nul_comparison_matches_everything(seeded: Any, scim_filter: str) -> None:
+    harness, _ = seeded
+    response = harness.scim.get("/Users", params={"filter": scim_filter})
+    assert found(response) == {"alice", "bob", "carol"}
+
+
+def test_nul_in_a_group_filter_matches_nothing(seeded: Any) -> None:
+    harness, _ = seeded
+    for scim_filter in ('displayName eq "staff\\u0000"', 'displayName co "\\u0000"'):
+        response = harness.scim.get("/Groups", params={"filter": scim_filter})
+        assert response.status_code == 200, response.text
+        assert response.json()["totalResults"] == 0
+
+
+@pytest.mark.parametrize(
+    "scim_filter",
+    [
+        'userName\teq "alice"',
+        'userName eq\n"alice"',
+        'userName eq "alice"\r\n',
+        '\x0buserName eq "alice"',
+        'userName eq "alice"\x00',
+        'userName\x01eq "alice"',
+        'userName eq "alice" and\x1fdisplayName pr',
+        'userName eq "alice"\x7f',
+        # Inside the quotes: a JSON string escapes them (RFC 8259 §7).
+        'userName eq "al\x00ice"',
+        'userName eq "al\tice"',
+        'userName eq "al\nice"',
+    ],
+)
+def test_raw_control_character_in_a_filter_is_400_invalid_filter(
+    seeded: Any, scim_filter: str
+) -> None:
+    harness, _ = seeded
+    response = harness.scim.get("/Users", params={"filter": scim_filter})
+    assert_error(response, 400, "invalidFilter")
+    search = harness.scim.post("/Users/.search", json={"schemas": [SEARCH], "filter": scim_filter})
+    assert_error(search, 400, "invalidFilter")
+
+
+def test_raw_del_inside_a_quoted_value_is_data(seeded: Any) -> None:
+    # U+007F is a character a JSON string may hold raw: a value, which nothing stored holds.
+    harness, _ = seeded
+    assert found(harness.scim.get("/Users", params={"filter": 'userName eq "ali\x7fce"'})) == set()
+
+
+@pytest.mark.parametrize("character", ["%00", "%01", "%09", "%0a", "%0d", "%1f", "%7f"])
+def test_control_character_in_the_path_is_404(seeded: Any, character: str) -> None:
+    harness, users = seeded
+    before = snapshot(harness)
+    alice = users["alice"]["id"]
+    for client, path in (
+        (harness.scim, f"/Users/{character}"),
+        (harness.scim, f"/Users/{alice}{character}"),
+        (harness.scim, f"/Groups/{character}"),
+        (harness.entra, f"/Users/x{character}"),
+        (harness.admin, f"/Users/{character}"),
+    ):
+        for method in ("GET", "DELETE", "PUT", "PATCH"):
+            body = {"schemas": [USER], "userName": "x"} if method == "PUT" else None
+            if method == "PATCH":
+                body = patch_body({"op": "replace", "path": "displayName", "value": "x"})
+            response = client.request(method, path, json=body)
+            assert response.status_code in (404, 405), (method, path, response.text)
+            assert_error(response, response.status_code)
+    unchanged(harness, before)
+
+
+@pytest.mark.parametrize("character", ["\x00", "\x01", "\t", "\n", "\x1f", "\x7f"])
+@pytest.mark.parametrize(
+    "parameter", ["attributes", "excludedAttributes", "sortBy", "sortOrder", "startIndex", "count"]
+)
+def test_control_character_in_a_query_parameter_is_a_scim_error(
+    seeded: Any, parameter: str, character: str
+) -> None:
+    harness, users = seeded
+    value = {"startIndex": "1", "count": "2", "sortOrder": "ascending"}.get(parameter, "userName")
+    for client, path in (
+        (harness.scim, "/Users"),
+        (harness.scim, f"/Users/{users['alice']['id']}"),
+        (harness.scim, "/Groups"),
+        (harness.admin, "/Users"),
+    ):
+        for sent in (character, value + character, character + value):
+            response = client.get(path, params={parameter: sent})
+            if response.status_code != 200:  # e.g. "userName\t" read as "userName" is fine
+                assert_error(response, 400, "invalidValue", "invalidPath", "invalidFilter")
