@@ -650,9 +650,17 @@ class Jobs:
             return _view(self._job(session, job_id))
 
     def recover(self) -> int:
-        """Mark jobs whose process stopped renewing their lease `interrupted`; returns how many."""
+        """Mark jobs whose process stopped renewing their lease `interrupted`; returns how many.
+
+        Every status read calls this: it writes only when there is something to mark, so a
+        client following a job never waits for the job's own writes (SQLite has one writer).
+        """
+        now = self._clock()
+        with self._store.reading() as session:
+            if not queries.any_lease_expired(session, now):
+                return 0
         with self._store.writing() as session:
-            jobs = queries.mark_interrupted(session, self._clock(), INTERRUPTED_REASON)
+            jobs = queries.mark_interrupted(session, now, INTERRUPTED_REASON)
             for job in jobs:
                 log.warning("job %d (%s%s) was interrupted", job.id, job.kind, _on(job.source_id))
             return len(jobs)

@@ -144,6 +144,17 @@ def last_successes(session: Session, kind: str) -> list[tuple[str, datetime]]:
     return [(source, ended) for source, ended in rows if source is not None and ended is not None]
 
 
+def any_lease_expired(session: Session, now: datetime) -> bool:
+    """Whether a live job's process stopped renewing its lease (a read: `mark_interrupted`
+    takes the write lock, which on SQLite waits for every running job's writes)."""
+    found = session.scalar(
+        select(SyncJob.id)
+        .where(SyncJob.state.in_(LIVE_STATES), SyncJob.lease_expires_at < now)
+        .limit(1)
+    )
+    return found is not None
+
+
 def mark_interrupted(session: Session, now: datetime, reason: str) -> list[SyncJob]:
     """Jobs whose process stopped renewing their lease: marked `interrupted` (SPEC §5.3)."""
     jobs = session.scalars(
