@@ -384,6 +384,9 @@ BIND_NAMES = [
     "cn=radius,ou=services,dc=idgate", "uid=nobody,ou=people,dc=example,dc=org", "",
     "uid=alice,ou=people,dc=example,dc=org,cn=admins", "*", "alice@example.org",
     "EXAMPLE\\alice", "uid=x,ou=scim,dc=idgate", "uid=alice+cn=x,ou=people,dc=example,dc=org",
+    # Control characters in a name no source can hold (issue 22): 49, on either store.
+    "alice\x00", "uid=alice\x00,ou=people,dc=example,dc=org", "alice\n", "\x7falice",
+    "uid=alice\\00,ou=people,dc=example,dc=org", "cn=radius\x00,ou=services,dc=idgate",
 ]  # fmt: skip
 
 passwords = st.one_of(

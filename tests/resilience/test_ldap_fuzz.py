@@ -303,6 +303,40 @@ def test_hostile_searches_are_answered(
     watch.assert_clean(op[:64].hex())
 
 
+#: Bind names of issue 22 (item 2): a control character, raw or escaped, makes a name no
+#: source can hold. With the user's right password each is 49, as slapd answers, on both
+#: stores (PostgreSQL answered 80 for NUL), and the right name still binds after them.
+HOSTILE_BIND_NAMES = [
+    "{uid}\x00",
+    "\x00{uid}",
+    "{uid}\x01",
+    "{uid}\n",
+    "{uid}\x7f",
+    "uid={uid}\x00,ou=people,dc=example,dc=org",
+    "uid={uid}\\00,ou=people,dc=example,dc=org",
+    "uid={uid}\\1f,ou=people,dc=example,dc=org",
+]
+
+
+@pytest.mark.parametrize("form", HOSTILE_BIND_NAMES)
+def test_bind_names_with_control_characters_are_invalid_credentials(
+    front: GatewayProcess, probe_user: Person, form: str, tmp_path: Path
+) -> None:
+    watch = LogWatch(front, tmp_path / "gateway.log")
+    name = form.format(uid=probe_user.uid)
+    with ber.Client(front.port) as client:
+        client.send(ber.message(1, ber.bind_request(name, probe_user.password)))
+        refused = client.read(timeout=10)
+        client.send(ber.message(2, ber.bind_request(probe_user.dn, probe_user.password)))
+        bound = client.read(timeout=10)
+    assert refused is not None and (refused.code, refused.diagnostic) == (
+        49,
+        "invalid credentials",
+    ), refused
+    assert bound is not None and bound.code == 0, bound
+    watch.assert_clean(name.encode("utf-8").hex())
+
+
 # -- the fuzzer ---------------------------------------------------------------------------------
 
 
