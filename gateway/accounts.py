@@ -20,7 +20,7 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 
 from gateway.config import ServiceAccount
 from gateway.failures import FailureLimiter, Tally
-from gateway.names import dn_key, dn_parts
+from gateway.names import dn_key, dn_parts, parts_key
 from gateway.secrets import verify_secret
 from store.models import AuditEvent
 
@@ -66,9 +66,10 @@ class ServiceAccounts:
     def find(self, name: str) -> ServiceAccount | None:
         """The service account `name` (a DN) names; None for every other name."""
         # Cheap refusals first: this runs before every bind, and most bind names are not DNs.
-        if not self._by_key or "=" not in name or dn_parts(name) is None:
+        if not self._by_key or "=" not in name:
             return None
-        return self._by_key.get(dn_key(name))
+        parts = dn_parts(name)
+        return None if parts is None else self._by_key.get(parts_key(parts))
 
     def verify(self, account: ServiceAccount, password: str, peer: str) -> ServiceBind:
         """Whether `password` is the account's, from the client at `peer` (an IP address

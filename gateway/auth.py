@@ -251,9 +251,13 @@ class Authenticator:
         a UPN and DOMAIN\\user all reach one AD account and its lockout counter); a name with
         no record yet is counted by name until the first sync gives it one.
         """
-        cached = lookup(self._store, subject)
-        key = cached.id if cached else f"{subject.source.id}/{subject.key}"
-        tally = self._limiter.check(key)
+        cached = lookup(self._store, subject, failures_since=self._limiter.since())
+        if cached is not None:
+            key = cached.id
+            tally = self._limiter.tally(key, cached.recent_failures)
+        else:
+            key = f"{subject.source.id}/{subject.key}"
+            tally = self._limiter.check(key)
         if tally.blocked:
             limited = AuthOutcome(AuthReason.RATE_LIMITED, source_id=subject.source.id)
             return limited, cached is not None

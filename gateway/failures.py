@@ -7,10 +7,11 @@ ages out.
 
 The failures are counted in the store, where every gateway process sees them: N gateways
 behind a load balancer would otherwise let N times as many wrong passwords through, exactly
-the lockout amplification the limit exists to stop. A bind costs one indexed read (`check`);
-only a *failed* bind writes (one row), and a success writes only when it clears failures.
-A refusal of a name already over its limit writes nothing, so a flood against one name
-costs the store reads, not writes.
+the lockout amplification the limit exists to stop. A bind of a stored user costs one index
+probe, made in the same query that reads its record (`tally`); a name without a record costs
+one read (`check`). Only a *failed* bind writes (one row), and a success writes only when
+it clears failures. A refusal of a name already over its limit writes nothing, so a flood
+against one name costs the store reads, not writes.
 """
 
 import logging
@@ -68,8 +69,17 @@ class FailureLimiter:
         without this answer would either skip the limit or refuse everyone)."""
         key = name_key(name)
         with self._store.plain() as connection:
-            count = queries.recent_failures(connection, key, self._clock() - self._window)
+            count = queries.recent_failures(connection, key, self.since())
         return Tally(key, count, count >= self._limit)
+
+    def since(self) -> datetime:
+        """Failures after this instant count (`check`; a record's own, read with it)."""
+        return self._clock() - self._window
+
+    def tally(self, name: str, failures: int) -> Tally:
+        """The `Tally` of `name` from a count read elsewhere, after `since()` (the bind
+        record's, read in the same round trip as the record)."""
+        return Tally(name_key(name), failures, failures >= self._limit)
 
     def blocked(self, name: str) -> bool:
         """Whether this name has used up its failures for now."""

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -65,6 +65,8 @@ class CachedUser:
     state: RecordState
     last_sync_at: datetime | None
     password_hash: str | None
+    #: Failed binds within the failure limit's window, as `lookup` was asked to count them.
+    recent_failures: int = 0
 
     @classmethod
     def of(cls, user: "User | BindRow") -> "CachedUser":
@@ -77,6 +79,7 @@ class CachedUser:
             state_of(user),
             user.last_sync_at,
             user.password_hash,
+            int(getattr(user, "failures", 0) or 0),
         )
 
 
@@ -102,8 +105,15 @@ class JitResult:
     sync: SyncResult | None = None
 
 
-def lookup(store: Store, subject: Subject) -> CachedUser | None:
-    """The stored record a bind name designates in its source, if any."""
+#: `lookup` without a failure count: failures after the end of time are none.
+_NO_FAILURES = datetime.max.replace(tzinfo=UTC)
+
+
+def lookup(
+    store: Store, subject: Subject, *, failures_since: datetime = _NO_FAILURES
+) -> CachedUser | None:
+    """The stored record a bind name designates in its source, if any, with its failed binds
+    after `failures_since` (`CachedUser.recent_failures`)."""
     key = subject.key.partition(":")[2]
     if subject.kind is NameKind.DN:
         by = "dn"
@@ -114,7 +124,7 @@ def lookup(store: Store, subject: Subject) -> CachedUser | None:
         if subject.kind is NameKind.DOWNLEVEL:
             key = key.partition("\\")[2]
     with store.plain() as connection:
-        row = queries.bind_record(connection, subject.source.id, by, key)
+        row = queries.bind_record(connection, subject.source.id, by, key, failures_since)
     return CachedUser.of(row) if row else None
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from gateway.config import AdSource, Config, LdapSource, SourceConfig
 from gateway.directory import NameKind
-from gateway.directory.dn import is_within
+from gateway.directory.dn import parts_within
 from gateway.names import dn_key, dn_parts, name_key
 
 
@@ -28,11 +28,6 @@ class Subject:
         if self.kind is NameKind.DN:
             return f"dn:{dn_key(self.value)}"
         return f"{self.kind.value}:{name_key(self.value)}"
-
-
-def _looks_like_dn(name: str) -> bool:
-    # A login name has no '='; a DN always has one per RDN (RFC 4514 §3).
-    return "=" in name and dn_parts(name) is not None
 
 
 def subjects(name: str, config: Config) -> list[Subject]:
@@ -54,8 +49,10 @@ def subjects(name: str, config: Config) -> list[Subject]:
     name = name.strip()
     if not name:
         return []
-    if _looks_like_dn(name):
-        return _dn_subjects(name, config)
+    # A login name has no '='; a DN always has one per RDN (RFC 4514 §3).
+    parts = dn_parts(name) if "=" in name else None
+    if parts is not None:
+        return _dn_subjects(name, parts, config)
     enabled = [s for s in config.sources if s.enabled]
     if "\\" in name:
         domain, _, user = name.partition("\\")
@@ -91,9 +88,7 @@ def has_control_character(text: str) -> bool:
     return _CONTROL.search(text) is not None
 
 
-def _dn_subjects(name: str, config: Config) -> list[Subject]:
-    parts = dn_parts(name)
-    assert parts is not None  # `_looks_like_dn` said so
+def _dn_subjects(name: str, parts: tuple[str, ...], config: Config) -> list[Subject]:
     if any(_ESCAPED_CONTROL.fullmatch(m) for m in _HEX_ESCAPE.findall(name)):
         return []  # the same, written as an RFC 4514 escape (`\\00`, `\\0a`)
     found: list[Subject] = []
@@ -101,7 +96,7 @@ def _dn_subjects(name: str, config: Config) -> list[Subject]:
         if not source.enabled:
             continue
         if isinstance(source, LdapSource | AdSource):
-            if is_within(name, source.roots):
+            if parts_within(parts, source.roots):
                 found.append(Subject(source, NameKind.DN, name))
             continue
         # SCIM and local users are served as uid=<userName>,ou=<source id>,<suffix>.

@@ -383,6 +383,13 @@ class Connection(protocol.Protocol, TimeoutMixin):
             raise LdapError(
                 Code.UNWILLING_TO_PERFORM, "unauthenticated bind (name without password) refused"
             )
+        account = self.services.accounts.find(name)
+        if account is None and not self.services.holds(name):
+            # A name no source can hold is refused here, on the event loop: no thread, no
+            # store, no hash. Nothing is hidden by that (the configuration decides it), and a
+            # flood of such names costs the gateway next to nothing (SPEC §6).
+            self._user_bound(_NOWHERE, request, name)
+            return None
         binding: defer.Deferred[None] = defer.Deferred()
         self._binding = binding
 
@@ -396,18 +403,11 @@ class Connection(protocol.Protocol, TimeoutMixin):
             done(None)
             return failure
 
-        account = self.services.accounts.find(name)
         if account is not None:
             work = self.services.run(
                 self.services.accounts.verify, account, password, self._peer_host
             )
             work.addCallback(self._service_bound, request, account.dn)
-        elif not self.services.holds(name):
-            # A name no source can hold is refused here, on the event loop: no thread, no
-            # store, no hash. Nothing is hidden by that (the configuration decides it), and a
-            # flood of such names costs the gateway next to nothing (SPEC §6).
-            work = defer.succeed(_NOWHERE)
-            work.addCallback(self._user_bound, request, name)
         else:
             work = self.services.run(self.services.authenticate, name, password)
             work.addCallback(self._user_bound, request, name)

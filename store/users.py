@@ -11,6 +11,7 @@ from sqlalchemy import (
     Select,
     Table,
     bindparam,
+    func,
     insert,
     or_,
     select,
@@ -20,7 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 
-from store.models import AuditEvent, PhoneNumber, Source, SyncClaim, User
+from store.models import AuditEvent, AuthFailure, PhoneNumber, Source, SyncClaim, User
 
 
 def ensure_sources(session: Session, sources: Iterable[tuple[str, str]], now: datetime) -> None:
@@ -83,8 +84,17 @@ def _bind_select(key_column: str) -> Select[Any]:
         "id", "source_id", "external_id", "user_name", "dn", "status", "source_status",
         "disabled_by", "reason", "pending_deletion_since", "last_sync_at", "password_hash",
     )  # fmt: skip
+    failures = cast(Table, AuthFailure.__table__)
+    # The user's failed binds since `since` (the failure limit, SPEC §6) in the same round
+    # trip: one index probe of auth_failures (key, at), instead of a second query per bind.
+    recent = (
+        select(func.count())
+        .where(failures.c.key == users.c.id, failures.c.at > bindparam("since"))
+        .scalar_subquery()
+        .label("failures")
+    )
     return (
-        select(*(users.c[name] for name in columns))
+        select(*(users.c[name] for name in columns), recent)
         .where(users.c.source_id == bindparam("source"), users.c[key_column] == bindparam("key"))
         .limit(1)
     )
@@ -98,11 +108,13 @@ _BIND_SELECTS = {
 
 
 def bind_record(
-    connection: Connection, source_id: str, by: str, key: str
+    connection: Connection, source_id: str, by: str, key: str, failures_since: datetime
 ) -> Row[*tuple[Any, ...]] | None:
     """What authenticating a bind needs of the record whose `by` key ("user_name", "dn" or
-    "upn") is `key` in this source: the hot path of every bind, one prepared select."""
-    return connection.execute(_BIND_SELECTS[by], {"source": source_id, "key": key}).first()
+    "upn") is `key` in this source, with its failed binds after `failures_since` (column
+    `failures`): the hot path of every bind, one prepared select."""
+    parameters = {"source": source_id, "key": key, "since": failures_since}
+    return connection.execute(_BIND_SELECTS[by], parameters).first()
 
 
 def claim_sync_window(

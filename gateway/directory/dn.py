@@ -14,7 +14,7 @@ from functools import lru_cache
 # checks must agree on every DN.
 from gateway.names import dn_parts as dn_key
 
-__all__ = ["dn_key", "is_within"]
+__all__ = ["dn_key", "is_within", "parts_within"]
 
 # The roots are a handful of configured DNs, checked against every entry a bulk sync reads.
 _root_key = lru_cache(maxsize=256)(dn_key)
@@ -23,8 +23,11 @@ _root_key = lru_cache(maxsize=256)(dn_key)
 def is_within(dn: str, roots: Iterable[str]) -> bool:
     """Whether `dn` is one of `roots` or lies below one of them (compared as by `dn_key`)."""
     key = dn_key(dn)
-    if key is None:
-        return False
+    return key is not None and parts_within(key, roots)
+
+
+def parts_within(key: tuple[str, ...], roots: Iterable[str]) -> bool:
+    """`is_within` for a DN already split by `gateway.names.dn_parts`."""
     for root in roots:
         root_key = _root_key(root)
         if root_key is not None and len(key) >= len(root_key) and key[-len(root_key) :] == root_key:
