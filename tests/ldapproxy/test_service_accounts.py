@@ -2,8 +2,9 @@
 server's account is shared by every client, so its failures count per (account, client
 address), and `allowed_networks` says where it may bind from at all.
 
-Through the real front (`idgate serve --only ldap`) with ldap3 clients bound to different
-loopback addresses (127.0.0.0/8 is all this machine's), and the store and log it writes.
+Through the real front (`idgate serve --only ldap`, on SQLite and on PostgreSQL) with ldap3
+clients bound to different loopback addresses (127.0.0.0/8 is all this machine's), and the
+store and log it writes.
 """
 
 from collections.abc import Iterator
@@ -17,15 +18,30 @@ from store.models import AuditEvent
 from tests.gateway.realgw import slapd_source
 from tests.ldapproxy.conftest import running
 from tests.ldapproxy.gateway_process import SERVICE_DN, SERVICE_PASSWORD, GatewayProcess, hashed
+from tests.resilience.support import fresh_pg_schema
 from tests.servers.slapd import Slapd
+from tests.store_fixtures import PG_URL
+
+# One worker runs the whole module: its servers are module-scoped (pytest-xdist loadgroup).
+pytestmark = pytest.mark.xdist_group("service_accounts")
 
 LIMIT = 3
 OPEN_DN = "cn=sso,ou=services,dc=idgate"
 OPEN_PASSWORD = "sso-agent-secret"
 
 
-@pytest.fixture(scope="module")
-def gateway(slapd: Slapd) -> Iterator[GatewayProcess]:
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def gateway(request: pytest.FixtureRequest, slapd: Slapd) -> Iterator[GatewayProcess]:
+    if request.param == "sqlite":
+        yield from running(_gateway(slapd, None))
+        return
+    if PG_URL is None:
+        pytest.skip("IDGATE_TEST_DATABASE_URL is not set: the PostgreSQL run not done")
+    with fresh_pg_schema(PG_URL) as url:
+        yield from running(_gateway(slapd, url))
+
+
+def _gateway(slapd: Slapd, store_url: str | None) -> GatewayProcess:
     accounts = [
         {
             "dn": SERVICE_DN,
@@ -34,12 +50,12 @@ def gateway(slapd: Slapd) -> Iterator[GatewayProcess]:
         },
         {"dn": OPEN_DN, "password_hash": hashed(OPEN_PASSWORD)},
     ]
-    process = GatewayProcess(
+    return GatewayProcess(
         [slapd_source([slapd.url])],
         ldap={"service_accounts": accounts},
         sync={"failed_auth_limit": LIMIT},
+        store_url=store_url,
     )
-    yield from running(process)
 
 
 def bind_from(gateway: GatewayProcess, address: str, dn: str, password: str) -> int:
