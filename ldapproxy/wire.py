@@ -141,8 +141,8 @@ class Control:
 
 @dataclass(frozen=True, repr=False)
 class DeepFilter:
-    """A well-formed search filter (RFC 4511 §4.5.1.7) nested deeper than `MAX_NESTING`,
-    kept as its BER bytes: never decoded, so no recursion ever meets it."""
+    """A search filter (RFC 4511 §4.5.1.7) nested deeper than `MAX_NESTING`, well-formed as
+    far as that depth, kept as its BER bytes: never decoded, so no recursion ever meets it."""
 
     raw: bytes
 
@@ -210,7 +210,7 @@ def decode(frame: bytes) -> Request:
     header = _header(frame)
     assert header is not None
     deep: DeepFilter | None = None
-    if nesting(frame) > MAX_NESTING:
+    if nesting(frame, stop_above=MAX_NESTING) > MAX_NESTING:
         frame, deep = _without_deep_filter(frame, header[0])
         header = _header(frame)
         assert header is not None
@@ -269,11 +269,13 @@ def _elements(data: bytes, start: int, end: int) -> list[_Element] | None:
     return found
 
 
-def nesting(data: bytes) -> int:
+def nesting(data: bytes, *, stop_above: int | None = None) -> int:
     """How many elements deep `data` (one element) nests: 1 for a primitive one.
 
     Only constructed elements (X.690 §8.1.2.5) are entered; contents that do not parse stop the
     walk there, as they stop ldaptor. Iterative, so any depth that fits in `data` is measured.
+    With `stop_above`, the walk ends at the first element deeper than that (the answer is then
+    only "deeper"): a chain of a million levels costs `stop_above` steps, not a million.
     """
     deepest = 0
     regions = [(0, len(data), 1)]
@@ -281,6 +283,8 @@ def nesting(data: bytes) -> int:
         position, end, depth = regions.pop()
         while (element := _element(data, position, end)) is not None:
             deepest = max(deepest, depth)
+            if stop_above is not None and deepest > stop_above:
+                return deepest
             tag, _, contents, position = element
             if tag & _CONSTRUCTED:
                 regions.append((contents, position, depth + 1))
@@ -327,26 +331,36 @@ _OCTET_STRING = 0x04
 _SUBSTRING_PARTS = {0x80, 0x81, 0x82}  # initial, any, final
 _MATCHING = {0x81, 0x82, 0x83, 0x84}
 _MATCH_VALUE = 0x83
+_FILTER_TAGS = {*_FILTER_SETS, _FILTER_NOT, *_ASSERTIONS, _SUBSTRINGS, _PRESENT, _EXTENSIBLE}
 
 
 def _is_filter(data: bytes, start: int, end: int) -> bool:
-    """Whether data[start:end] is exactly one well-formed Filter; iterative, as `nesting`."""
-    pending = [(start, end)]
+    """Whether data[start:end] is one Filter, well-formed in its first `MAX_NESTING` levels;
+    iterative, as `nesting`.
+
+    Below that the filter is not read: it is refused as too deep whatever it holds there, and
+    reading it would let one message of `ldap.max_message_bytes` of nesting hold the event loop
+    for most of a second (a 1 MiB chain of NOTs is ~250,000 levels).
+    """
+    pending = [(start, end, 1)]
     while pending:
-        items = _elements(data, *pending.pop())
+        region_start, region_end, depth = pending.pop()
+        items = _elements(data, region_start, region_end)
         if items is None or len(items) != 1:
             return False
         tag, _, contents, stop = items[0]
+        if depth > MAX_NESTING and tag in _FILTER_TAGS:
+            continue  # unread below the bound (docstring)
         if tag == _PRESENT:
             continue  # primitive: its contents are the attribute description
         if tag == _FILTER_NOT:
-            pending.append((contents, stop))
+            pending.append((contents, stop, depth + 1))
             continue
         inner = _elements(data, contents, stop)
         if inner is None:
             return False
         if tag in _FILTER_SETS:
-            pending.extend((item[1], item[3]) for item in inner)
+            pending.extend((item[1], item[3], depth + 1) for item in inner)
         elif not _is_leaf(data, tag, inner):
             return False
     return True

@@ -97,12 +97,29 @@ MALFORMED_DEEP = {
     "deep not as an assertion value": ber.tlv(
         0xA3, ber.octets("uid") + nested(100, ber.present("cn"), NOT)
     ),
+    "unknown filter tag beside a deep branch": ber.tlv(
+        AND, ber.tlv(0xAA, b"") + nested(100, ber.present("cn"), NOT)
+    ),
+    "substrings without parts beside a deep branch": ber.tlv(
+        AND,
+        ber.tlv(0xA4, ber.octets("uid") + ber.tlv(ber.SEQUENCE, b""))
+        + nested(100, ber.present("cn"), NOT),
+    ),
+    "extensible match without a value, beside a deep branch": ber.tlv(
+        OR, ber.tlv(0xA9, ber.octets("uid", 0x82)) + nested(100, ber.present("cn"), NOT)
+    ),
+    "trailing byte after the filter": nested(100, ber.present("uid"), AND) + b"\x00",
+}
+#: Malformed only below MAX_NESTING levels: refused as too deep (53) without being read there,
+#: so a message-sized chain costs the bound, not its length (wire._is_filter).
+UNREAD_BELOW = {
     "unknown filter tag at the bottom": nested(100, ber.tlv(0xAA, b""), AND),
-    "substrings without parts": nested(
+    "substrings without parts at the bottom": nested(
         100, ber.tlv(0xA4, ber.octets("uid") + ber.tlv(ber.SEQUENCE, b"")), AND
     ),
-    "extensible match without a value": nested(100, ber.tlv(0xA9, ber.octets("uid", 0x82)), OR),
-    "trailing byte after the filter": nested(100, ber.present("uid"), AND) + b"\x00",
+    "extensible match without a value at the bottom": nested(
+        100, ber.tlv(0xA9, ber.octets("uid", 0x82)), OR
+    ),
 }
 
 
@@ -115,6 +132,31 @@ def test_a_deep_malformed_filter_is_a_bad_message(ldap_filter: bytes) -> None:
     )  # fmt: skip
     with pytest.raises(wire.BadMessage):
         wire.decode(ber.message(1, op))
+
+
+@pytest.mark.parametrize("ldap_filter", UNREAD_BELOW.values(), ids=UNREAD_BELOW.keys())
+def test_below_the_bound_a_deep_filter_is_not_read(ldap_filter: bytes) -> None:
+    op = wire.decode(ber.message(1, search(ldap_filter))).op
+    assert isinstance(op.filter, wire.DeepFilter)
+
+
+def test_a_message_sized_chain_costs_the_bound_not_its_length() -> None:
+    # 40,000 levels (256 KiB; 1 MiB holds ~250,000). Counted in steps, not timed: the walk
+    # may look at no more elements than a few times the bound, whatever the chain's length.
+    chain = nested(40_000, ber.present("uid"), NOT)
+    steps = 0
+    real = wire._element
+
+    def counted(data: bytes, start: int, end: int) -> object:
+        nonlocal steps
+        steps += 1
+        return real(data, start, end)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(wire, "_element", counted)
+        op = wire.decode(ber.message(1, search(chain))).op
+    assert isinstance(op.filter, wire.DeepFilter)
+    assert steps < 20 * wire.MAX_NESTING, steps
 
 
 DEEP_SEQUENCE = nested(1000, ber.octets("x"), ber.SEQUENCE)
