@@ -14,7 +14,15 @@ from typing import Any
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
 
+# json.dumps escapes C0 controls but leaves NEL and the Unicode line and paragraph
+# separators raw; readers that split on every line break (Python's splitlines, many log
+# shippers) would cut a record holding a client's text in two. JSON may escape any character.
+_LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
 class JsonLines(logging.Formatter):
+    """One JSON object per line, whatever text the record carries."""
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
@@ -27,7 +35,7 @@ class JsonLines(logging.Formatter):
                 entry[key] = value if isinstance(value, str | int | float | bool) else str(value)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False)
+        return json.dumps(entry, ensure_ascii=False).translate(_LINE_BREAKS)
 
 
 class TextWithContext(logging.Formatter):
