@@ -22,6 +22,7 @@ Nothing here imports pytest.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import random
 import selectors
@@ -716,8 +717,12 @@ class LdapFuzzRunner:
                     try:
                         sock.sendall(raw)
                         sock.shutdown(socket.SHUT_WR)
-                    except (BrokenPipeError, ConnectionResetError):
-                        pass  # closed while the input was still arriving: a clean end
+                    except OSError as exc:
+                        # Closed by the server while the input was still arriving, or before
+                        # the half-close (ENOTCONN): a clean end. Anything else is not.
+                        if exc.errno not in (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN):
+                            sock.close()
+                            raise
                     sock.setblocking(False)
                     selector.register(sock, selectors.EVENT_READ)
                     open_[sock] = (raw, bytearray(), time.monotonic() + self.close_timeout)
