@@ -76,13 +76,11 @@ class ServiceAccounts:
         as text); blocking (argon2, a store read, a write on failure)."""
         address = client_address(peer)
         where = str(address) if address is not None else peer
-        key = f"service:{dn_key(account.dn)}@{where}"
+        tally = self._limiter.check(f"service:{dn_key(account.dn)}@{where}")
         if account.allowed_networks and not any(
             address is not None and address in network for network in account.allowed_networks
         ):
-            tally = self._limiter.check(key)
             return self._refuse(account, where, ServiceBind.NETWORK_NOT_ALLOWED, tally)
-        tally = self._limiter.check(key)
         if tally.blocked:
             return ServiceBind.RATE_LIMITED
         # Empty passwords never reach here (RFC 4513 §5.1.2, refused by the front).

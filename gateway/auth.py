@@ -19,7 +19,7 @@ import statistics
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime
@@ -206,35 +206,38 @@ class Authenticator:
         self._decoy_hash = _decoy_hash()
         self._pacer = pacer or RefusalPacer()
 
-    def authenticate(self, name: str, password: str) -> AuthOutcome:
+    def authenticate(
+        self, name: str, password: str, route: Sequence[Subject] | None = None
+    ) -> AuthOutcome:
         """Authenticate a simple bind.
 
         An empty password is an unauthenticated bind (RFC 4513 §5.1.2): refused here and never
-        forwarded upstream.
+        forwarded upstream. `route` is `self.route(name)` when the caller has it already.
         """
         if not password:
             return _REFUSED
-        candidates = subjects(name, self._config)
+        candidates = self.route(name) if route is None else route
         if not candidates:
             # No source can hold this name, which the configuration alone says (public): no
             # secret to hide, so no work to equalise, no store read and no failure to count.
             return _REFUSED
         started = time.monotonic()
-        route = tuple(subject.source.id for subject in candidates)
+        sources = tuple(subject.source.id for subject in candidates)  # what the pacer keys on
         last = _REFUSED
         known = False
         for subject in candidates:
             outcome, found = self._attempt(subject, password)
             known = known or found
             if outcome.reason is not AuthReason.INVALID_CREDENTIALS or outcome.user_id:
-                return self._paced(outcome, known, started, route)
+                return self._paced(outcome, known, started, sources)
             last = outcome
-        return self._paced(last, known, started, route)
+        return self._paced(last, known, started, sources)
 
-    def holds(self, name: str) -> bool:
-        """Whether any source can hold the bind name `name` (from the configuration alone):
-        the LDAP front refuses the others at once, without a thread hop."""
-        return bool(subjects(name, self._config))
+    def route(self, name: str) -> list[Subject]:
+        """Where the bind name `name` is looked up (`resolve.subjects`), from the configuration
+        alone: the LDAP front computes it on its event loop, refuses a name with none at once,
+        and hands the rest to `authenticate`."""
+        return subjects(name, self._config)
 
     def _paced(
         self, outcome: AuthOutcome, known: bool, started: float, route: tuple[str, ...]
@@ -352,10 +355,8 @@ class Authenticator:
         if user is None:
             # The directory took the password, but the user has no record: the read found the
             # user disabled or expired (not added), or could not be made at all.
-            if jit.sync is not None and jit.sync.not_added is not None:
-                reason = _REASON_FOR_RECORD[jit.sync.not_added]
-                return AuthOutcome(reason, True, None, source_id, dn)
-            return AuthOutcome(AuthReason.DIRECTORY_UNAVAILABLE, True, None, source_id, dn)
+            not_added = _record_reason(None, jit) or AuthReason.DIRECTORY_UNAVAILABLE
+            return AuthOutcome(not_added, True, None, source_id, dn)
         return self._record_verdict(user, source_id)
 
     @staticmethod

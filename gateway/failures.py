@@ -81,10 +81,6 @@ class FailureLimiter:
         record's, read in the same round trip as the record)."""
         return Tally(name_key(name), failures, failures >= self._limit)
 
-    def blocked(self, name: str) -> bool:
-        """Whether this name has used up its failures for now."""
-        return self.check(name).blocked
-
     def failed(self, name: str, *, audit: AuditEvent | None = None) -> None:
         """Count one failure of `name`, and write `audit` in the same unit of work.
 

@@ -437,7 +437,7 @@ def ldap_services(runtime: Runtime, reactor: Any, pool: ThreadPool) -> Services:
     return Services(
         config=config,
         authenticate=runtime.authenticator.authenticate,
-        holds=runtime.authenticator.holds,
+        route=runtime.authenticator.route,
         accounts=ServiceAccounts(
             config.ldap.service_accounts, failure_limiter(config, runtime.store), clock=utcnow
         ),

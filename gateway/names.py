@@ -43,8 +43,10 @@ def dn_parts(dn: str) -> tuple[str, ...] | None:
     `\\XX` and `\\c` escapes decoded, insignificant spaces dropped, the parts of a
     multi-valued RDN sorted. Attribute types given as OIDs are not mapped to names (that needs
     the schema): such a DN only fails to match, it never matches too much. Text that is not
-    UTF-8 is no DN (RFC 4514 §2).
+    UTF-8, or holds a raw NUL, is no DN (RFC 4514 §2, §2.4).
     """
+    if "\x00" in dn:
+        return None  # RFC 4514 §2.4: a NUL in a value is always escaped, as \00
     try:
         dn.encode("utf-8")
     except UnicodeError:

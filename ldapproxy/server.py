@@ -36,6 +36,7 @@ from gateway.config import Config
 from gateway.errors import IdgateError, NotFound, UpstreamError
 from gateway.names import dn_parts
 from gateway.outages import outage_of
+from gateway.resolve import Subject
 from gateway.search import Container, DirectoryTree, Found, Node, Scope, Target
 from ldapproxy import entries, filters, wire
 from ldapproxy.codes import Code, bind_result, error_result, outage_result
@@ -76,9 +77,11 @@ class Services:
     """What the front calls; built by the composition root (`gateway.main`)."""
 
     config: Config
-    authenticate: Callable[[str, str], AuthOutcome]
-    #: Whether any source can hold a bind name (the configuration alone says so).
-    holds: Callable[[str], bool]
+    #: (name, password, the name's route): the Authenticator's verdict.
+    authenticate: Callable[[str, str, Sequence[Subject]], AuthOutcome]
+    #: Where a bind name is looked up; empty when no source can hold it (the configuration
+    #: alone says so).
+    route: Callable[[str], Sequence[Subject]]
     accounts: ServiceAccounts
     tree: DirectoryTree
     include: Callable[[str, str], object]
@@ -384,12 +387,15 @@ class Connection(protocol.Protocol, TimeoutMixin):
                 Code.UNWILLING_TO_PERFORM, "unauthenticated bind (name without password) refused"
             )
         account = self.services.accounts.find(name)
-        if account is None and not self.services.holds(name):
-            # A name no source can hold is refused here, on the event loop: no thread, no
-            # store, no hash. Nothing is hidden by that (the configuration decides it), and a
-            # flood of such names costs the gateway next to nothing (SPEC §6).
-            self._user_bound(_NOWHERE, request, name)
-            return None
+        route: Sequence[Subject] = ()
+        if account is None:
+            route = self.services.route(name)
+            if not route:
+                # A name no source can hold is refused here, on the event loop: no thread, no
+                # store, no hash. Nothing is hidden by that (the configuration decides it), and
+                # a flood of such names costs the gateway next to nothing (SPEC §6).
+                self._user_bound(_NOWHERE, request, name)
+                return None
         binding: defer.Deferred[None] = defer.Deferred()
         self._binding = binding
 
@@ -409,7 +415,7 @@ class Connection(protocol.Protocol, TimeoutMixin):
             )
             work.addCallback(self._service_bound, request, account.dn)
         else:
-            work = self.services.run(self.services.authenticate, name, password)
+            work = self.services.run(self.services.authenticate, name, password, route)
             work.addCallback(self._user_bound, request, name)
         work.addErrback(failed)
         work.addCallback(done)
@@ -451,8 +457,6 @@ class Connection(protocol.Protocol, TimeoutMixin):
     def search(self, request: wire.Request) -> "defer.Deferred[None] | None":
         op = request.op
         base = _text(op.baseObject)
-        if "\x00" in base:  # RFC 4514 §3: a DN string holds NUL only escaped, as \00
-            raise LdapError(Code.INVALID_DN_SYNTAX, "invalid base DN")
         scope = Scope(op.scope) if op.scope in (0, 1, 2) else None
         if scope is None:
             raise LdapError(Code.PROTOCOL_ERROR, "unknown search scope")

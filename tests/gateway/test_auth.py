@@ -459,7 +459,7 @@ def test_a_name_no_source_can_hold_is_refused_without_any_work(gw, directory, mo
     monkeypatch.setattr(auth_module, "verify_secret", no_hash)
     settled: list[object] = []
     monkeypatch.setattr(gw.auth._pacer, "settle", lambda *args: settled.append(args))
-    assert not gw.auth.holds(name)
+    assert gw.auth.route(name) == []
     outcome = gw.auth.authenticate(name, "alice-pw")
     assert outcome == gw.auth.authenticate("nobody-at-all\x00", "x")
     assert outcome.reason is AuthReason.INVALID_CREDENTIALS and not outcome.password_verified
@@ -469,10 +469,10 @@ def test_a_name_no_source_can_hold_is_refused_without_any_work(gw, directory, mo
         assert session.scalar(select(func.count()).select_from(AuthFailure)) == 0
 
 
-def test_a_name_that_routes_somewhere_is_held(gw):
-    assert gw.auth.holds("mallory")
-    assert gw.auth.holds(f"uid=mallory,{PEOPLE}")
-    assert gw.auth.holds("uid=zed,ou=hr,dc=idgate")
+def test_a_name_that_routes_somewhere_has_its_route(gw):
+    assert [s.source.id for s in gw.auth.route("mallory")] == ["corp", "hr"]
+    assert [s.source.id for s in gw.auth.route(f"uid=mallory,{PEOPLE}")] == ["corp"]
+    assert [s.source.id for s in gw.auth.route("uid=zed,ou=hr,dc=idgate")] == ["hr"]
 
 
 def test_refusals_are_paced_per_route_so_slow_ones_never_slow_the_others():

@@ -25,10 +25,10 @@ def clock() -> Clock:
 def test_blocks_after_the_limit_within_the_window_and_case_insensitively(store, clock):
     limiter = FailureLimiter(store, 3, 60, clock=clock)
     for _ in range(3):
-        assert not limiter.blocked("Alice")
+        assert not limiter.check("Alice").blocked
         limiter.failed("alice")
-    assert limiter.blocked("ALICE")
-    assert not limiter.blocked("bob")
+    assert limiter.check("ALICE").blocked
+    assert not limiter.check("bob").blocked
 
 
 def test_failures_age_out_one_by_one(store, clock):
@@ -36,9 +36,9 @@ def test_failures_age_out_one_by_one(store, clock):
     limiter.failed("alice")
     clock.advance(seconds=30)
     limiter.failed("alice")
-    assert limiter.blocked("alice")
+    assert limiter.check("alice").blocked
     clock.advance(seconds=31)  # the first failure is older than the window now
-    assert not limiter.blocked("alice")
+    assert not limiter.check("alice").blocked
 
 
 def test_every_limiter_on_one_store_sees_every_failure(store, clock):
@@ -46,13 +46,13 @@ def test_every_limiter_on_one_store_sees_every_failure(store, clock):
     one, two = (FailureLimiter(store, 3, 60, clock=clock) for _ in range(2))
     one.failed("alice")
     two.failed("alice")
-    assert not one.blocked("alice")
+    assert not one.check("alice").blocked
     one.failed("alice")
-    assert one.blocked("alice") and two.blocked("alice")
+    assert one.check("alice").blocked and two.check("alice").blocked
     tally = two.check("alice")
     assert tally.failures == 3
     two.succeeded(tally)
-    assert not one.blocked("alice")
+    assert not one.check("alice").blocked
 
 
 def test_a_success_without_failures_writes_nothing(store, clock, monkeypatch):
@@ -92,4 +92,4 @@ def test_a_store_that_cannot_write_loses_the_count_not_the_bind(store, clock, ca
     limiter.failed("alice")  # logged, not raised
     assert "could not count a failed bind" in caplog.text
     assert "alice" not in caplog.text
-    assert not limiter.blocked("alice")
+    assert not limiter.check("alice").blocked

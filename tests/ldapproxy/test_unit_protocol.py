@@ -80,7 +80,7 @@ class Harness:
         self.services = Services(
             config=self.config,
             authenticate=self._authenticate,
-            holds=lambda name: not name.startswith("nowhere"),
+            route=lambda name: [] if name.startswith("nowhere") else [name],
             accounts=ServiceAccounts(
                 self.config.ldap.service_accounts,
                 FailureLimiter(store, 5, 60, clock=lambda: datetime.now(UTC)),
@@ -97,7 +97,7 @@ class Harness:
         self.connection.makeConnection(self.transport)
         self._next = 1
 
-    def _authenticate(self, name: str, password: str) -> AuthOutcome:
+    def _authenticate(self, name: str, password: str, route: object = None) -> AuthOutcome:
         return self.outcomes.get((name, password), AuthOutcome(AuthReason.INVALID_CREDENTIALS))
 
     def send(self, op: Any, controls: list[Any] | None = None) -> list[Any]:
