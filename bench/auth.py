@@ -1,6 +1,6 @@
 """Authentication throughput of the gateway against plain upstream binds (issue 3).
 
-A throwaway slapd is loaded with N users; the real gateway runtime (`gateway.main.build`) is
+A throwaway slapd is loaded with N users; the real gateway runtime (`gateway.runtime.main.build`) is
 built on a fresh store with one `ldap` source on it; then, each for a fixed time with the same
 number of concurrent callers over random users:
 
@@ -36,7 +36,7 @@ from bench.measure import Attempt, AttemptFactory, Measurement, run_each, run_fo
 from bench.result import MIB, Result, memory_mib
 from bench.users import BenchUser, generate, load
 from gateway.config import parse_config
-from gateway.main import Runtime, build
+from gateway.runtime.main import Runtime, build
 from store.models import User
 from tests.servers.slapd import Slapd, close_quietly
 

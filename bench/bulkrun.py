@@ -9,7 +9,7 @@ the three kinds are comparable. SPEC says which:
          account, filter, attributes, page size and connection options as the gateway's
          connector, and nothing done with the entries but counting them. Only ldap3 is
          imported, so the RSS is that of a bare client.
-  bulk   `gateway.main.build(config)`, then one bulk job of the source through
+  bulk   `gateway.runtime.main.build(config)`, then one bulk job of the source through
          `runtime.jobs.start(...)` and `runtime.jobs.wait(...)`: what `idgate` does when an
          administrator starts a bulk sync. With "profile" set, every thread runs under its own
          cProfile profiler, and the job's writer and reader threads' statistics are dumped
@@ -111,9 +111,9 @@ def _bulk(spec: dict[str, Any]) -> dict[str, Any]:
     began = time.perf_counter()
     from gateway.config import parse_config
     from gateway.engine.types import Role
-    from gateway.jobs import JobKind
-    from gateway.main import build
-    from gateway.users import Actor
+    from gateway.jobs.service import JobKind
+    from gateway.runtime.main import build
+    from gateway.users.service import Actor
 
     runtime = build(parse_config(spec["config"], {}))
     built = time.perf_counter() - began
@@ -147,7 +147,7 @@ def _bulk(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _role(name: str) -> str:
-    """What a thread does in a bulk job, by the name gateway/bulk.py and jobs.py give it."""
+    """What a thread does in a bulk job, by the name gateway/jobs/bulk.py and jobs.py give it."""
     if not name.startswith("idgate-job-"):
         return "other"
     if name.endswith("-read"):

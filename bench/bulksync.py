@@ -9,7 +9,7 @@ RSS belongs to one of them:
           same server, service account, filter, attributes (gateway/directory/attributes.py
           `requested_attributes`), page size and connection options as the gateway's
           connector, and nothing done with the entries but counting them;
-  first   the gateway's first import into an empty store: `gateway.main.build(config)`, then
+  first   the gateway's first import into an empty store: `gateway.runtime.main.build(config)`, then
           `runtime.jobs.start(Actor('bench', SUPER_ADMIN), JobKind.BULK, 'corp')` and
           `runtime.jobs.wait(...)`;
   re-run  the same job again on the store the first left, with nothing changed upstream.

@@ -30,7 +30,7 @@ _RATE = 200
 _TOP = 20
 # The number that tells the threads of a pool apart: `ThreadPoolExecutor-0_3`, `Thread-7`.
 _THREAD_NUMBER = re.compile(r"\d+$")
-# A frame of idgate's own code: `authenticate (gateway/auth.py:117)`.
+# A frame of idgate's own code: `authenticate (gateway/auth/binds.py:117)`.
 _FILE = re.compile(r"\((?P<top>[^/():]+)[^()]*:\d+\)$")
 _OWN_CODE = re.compile(r"\((?:gateway|ldapproxy|store|scim)/")
 

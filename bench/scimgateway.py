@@ -8,7 +8,7 @@ must exit 0) with the HTTP front instead of the LDAP one: `[http] listen` on a f
 any URL given (a PostgreSQL schema of its own, bench/auth.py's `fresh_store`).
 
 `load_users` writes the N users (bench/scimusers.py) before the server starts, through the
-gateway's own code (`gateway.main.build` on the same configuration, then the provisioning
+gateway's own code (`gateway.runtime.main.build` on the same configuration, then the provisioning
 service the SCIM front calls):
 
   service   `Provisioning.create_user` per user, one transaction each, on what the front's
@@ -18,7 +18,7 @@ service the SCIM front calls):
             `budget_seconds` (3 minutes), the rest go through the same service code one
             level down: `UserService._apply_report` (the engine's plan, the row, its
             audit event) for the SourceUser that `Provisioning.create_user` builds
-            (`gateway.provisioning._report`), `_BATCH` users per transaction instead of one.
+            (`gateway.users.provisioning._report`), `_BATCH` users per transaction instead of one.
             The rows are the ones the service writes; only the commits are fewer.
 
 On PostgreSQL the statistics are refreshed (`ANALYZE`) after the first users and at the end,
@@ -35,9 +35,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.scimusers import payload
+from gateway.auth.secrets import hash_secret
 from gateway.config import parse_config
-from gateway.main import build
-from gateway.secrets import hash_secret
+from gateway.runtime.main import build
 from tests.ldapproxy.gateway_process import IDGATE, GatewayProcess, _idgate
 
 SOURCE_ID = "bench"
@@ -134,7 +134,7 @@ def load_users(
     """Create users 1..count in the gateway's store (configuration written, server not yet
     started), through the gateway's own services; see the module's docstring."""
     from gateway.engine.types import Trigger
-    from gateway.provisioning import Provisioning, _report
+    from gateway.users.provisioning import Provisioning, _report
     from store.models import new_id
 
     gateway.prepare()

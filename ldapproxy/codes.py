@@ -7,10 +7,10 @@ password (SPEC §6). The directory's own diagnostic text is never passed on.
 
 from enum import IntEnum
 
-from gateway.auth import AuthOutcome, AuthReason
+from gateway.auth.binds import AuthOutcome, AuthReason
+from gateway.auth.password_change import PasswordRejected
 from gateway.errors import IdgateError, InvalidInput, NotFound, PermissionDenied, UpstreamError
 from gateway.outages import Outage
-from gateway.passwords import PasswordRejected
 
 
 class Code(IntEnum):

@@ -7,8 +7,8 @@ ever carries `userPassword` or any other secret: the record has none to give.
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from gateway.records import UserView
-from gateway.search import Container
+from gateway.users.records import UserView
+from gateway.users.tree import Container
 from ldapproxy.schema import (
     ENTRY_DN,
     ENTRY_UUID,

@@ -14,7 +14,7 @@ from typing import Any
 
 from ldaptor.protocols import pureldap
 
-from gateway.search import (
+from gateway.users.tree import (
     And,
     Const,
     Equals,

@@ -30,14 +30,14 @@ from twisted.internet import defer, protocol
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
-from gateway.accounts import ServiceAccounts, ServiceBind
-from gateway.auth import AuthOutcome, AuthReason
+from gateway.auth.binds import AuthOutcome, AuthReason
+from gateway.auth.routing import Subject
+from gateway.auth.service_accounts import ServiceAccounts, ServiceBind
 from gateway.config import Config
 from gateway.errors import IdgateError, NotFound, UpstreamError
-from gateway.names import dn_parts
 from gateway.outages import outage_of
-from gateway.resolve import Subject
-from gateway.search import Container, DirectoryTree, Found, Node, Scope, Target
+from gateway.users.names import dn_parts
+from gateway.users.tree import Container, DirectoryTree, Found, Node, Scope, Target
 from ldapproxy import entries, filters, wire
 from ldapproxy.codes import Code, bind_result, error_result, outage_result
 from ldapproxy.schema import SourceSchema, schema_of
@@ -66,7 +66,7 @@ class PasswordChanger(Protocol):
 
 
 class Recorder(Protocol):
-    """Where the front reports what it did (metrics); see `gateway.metrics`."""
+    """Where the front reports what it did (metrics); see `gateway.runtime.metrics`."""
 
     def bind(self, outcome: str) -> None: ...
     def search(self, result: str) -> None: ...
@@ -74,7 +74,7 @@ class Recorder(Protocol):
 
 @dataclass
 class Services:
-    """What the front calls; built by the composition root (`gateway.main`)."""
+    """What the front calls; built by the composition root (`gateway.runtime.main`)."""
 
     config: Config
     #: (name, password, the name's route): the Authenticator's verdict.

@@ -24,11 +24,11 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from gateway.auth.tokens import BearerTokens
 from gateway.config import Config
 from gateway.config.sources import EntraSource, ScimSource
-from gateway.health import Check
-from gateway.provisioning import Provisioning
-from gateway.tokens import BearerTokens
+from gateway.operations.health import Check
+from gateway.users.provisioning import Provisioning
 from scim import schemas
 from scim.admin import PREFIX as ADMIN_PREFIX
 from scim.admin import AdminServices, create_admin_app

@@ -50,9 +50,9 @@ from scim2_server.storage import AsyncScimStorage
 from scim2_server.utils import parametrize
 from starlette.concurrency import run_in_threadpool
 
+from gateway.auth.tokens import BearerTokens
 from gateway.engine.roles import Permission
 from gateway.errors import PermissionDenied
-from gateway.tokens import BearerTokens
 from scim import entra
 from scim.schemas import MAX_BODY_BYTES
 

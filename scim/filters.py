@@ -33,7 +33,7 @@ from scim2_models.path import (
 from scim2_models.path import Not as NotExpr
 from scim2_models.path import Present as PresentExpr
 
-from gateway.search import (
+from gateway.users.tree import (
     And,
     Attr,
     Collection,

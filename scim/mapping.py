@@ -13,7 +13,7 @@ from typing import Any
 from scim2_models import Context, Group, InvalidValueException, Resource
 
 from gateway.engine.plan import Email
-from gateway.provisioning import GroupInput, GroupRecord, UserInput, UserRecord
+from gateway.users.provisioning import GroupInput, GroupRecord, UserInput, UserRecord
 from scim.schemas import GATEWAY_SCHEMA, AdminUser
 
 #: RFC 7643 §4.1.2 phoneNumbers types that receive SMS; the others (work, home, other, none)

@@ -26,7 +26,7 @@ from scim2_server.storage import AsyncScimStorage, SearchPage
 from starlette.concurrency import run_in_threadpool
 
 from gateway.errors import IdgateError, InvalidInput, NameTaken, NotFound, VersionMismatch
-from gateway.provisioning import EVERYTHING, Provisioning, Query
+from gateway.users.provisioning import EVERYTHING, Provisioning, Query
 from scim import mapping
 from scim.errors import store_error
 from scim.filters import ADMIN_USERS, GROUPS, USERS, Translator

@@ -16,7 +16,7 @@ matches a user without a display name. `And(())` is TRUE and `Or(())` FALSE (RFC
 Matching follows RFC 4517 caseIgnoreMatch for every string field except the identifiers, the
 DN key and the status columns, which compare exactly. Folding is Unicode case folding
 (`str.casefold`): in Python for the stored keys (user_name_key, upn_key, display_name_key,
-written by `gateway.names.name_key`), in SQL for the other columns (see `_fold`). Instants
+written by `gateway.users.names.name_key`), in SQL for the other columns (see `_fold`). Instants
 compare as instants. JSON (users.emails, users.scim_document) is read with each backend's JSON
 functions; keys are checked against a strict pattern and bound, never spliced into SQL text.
 
@@ -77,7 +77,7 @@ class Field(StrEnum):
     EXTERNAL_ID = "external_id"  # exact
     USER_NAME = "user_name"  # users.user_name_key against value.strip().casefold()
     UPN = "upn"  # users.upn_key, likewise
-    DN = "dn"  # users.dn_key against a key the caller computed (gateway.names.dn_key), exact
+    DN = "dn"  # users.dn_key against a key the caller computed (gateway.users.names.dn_key), exact
     DISPLAY_NAME = "display_name"
     GIVEN_NAME = "given_name"
     FAMILY_NAME = "family_name"
@@ -893,7 +893,7 @@ class _Compiler:
     def _any_policy_value(self, name: str, test: _Test) -> ColumnElement[bool]:
         """EXISTS a value in users.policy[name]; the name is a bound parameter, never a path.
 
-        Values are lists as written by gateway.records; a scalar counts as a one-value list
+        Values are lists as written by gateway.users.records; a scalar counts as a one-value list
         rather than failing the whole search (json_array_elements raises on a scalar).
         """
         if self.sqlite:

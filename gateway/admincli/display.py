@@ -14,6 +14,7 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
+from gateway.admincli.client import LIVE_STATES, JsonObject
 from gateway.admincli.formatting import (
     LABELS,
     STATE_STYLES,
@@ -25,7 +26,6 @@ from gateway.admincli.formatting import (
     title,
     took,
 )
-from gateway.adminclient import LIVE_STATES, JsonObject
 
 
 class Display:

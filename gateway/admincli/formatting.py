@@ -7,7 +7,7 @@ from typing import Any
 
 from rich.text import Text
 
-from gateway.adminclient import COUNTERS, JsonObject
+from gateway.admincli.client import COUNTERS, JsonObject
 
 LABELS = {name: name.replace("_", " ") for name in COUNTERS}
 #: Column headings where width is short.

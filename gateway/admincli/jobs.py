@@ -6,6 +6,7 @@ import click
 from rich.table import Table
 from rich.text import Text
 
+from gateway.admincli.client import CATEGORIES, LIVE_STATES, JsonObject
 from gateway.admincli.follow import (
     Follower,
     StopWaiting,
@@ -23,7 +24,6 @@ from gateway.admincli.render import (
     resync_card,
 )
 from gateway.admincli.session import Session, local_error
-from gateway.adminclient import CATEGORIES, LIVE_STATES, JsonObject
 
 #: Held users asked for per request by `idgate sync holds`.
 HOLDS_PAGE = 1000

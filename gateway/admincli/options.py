@@ -12,9 +12,9 @@ import click
 import httpx
 from rich.console import Console
 
+from gateway.admincli.client import AdminClient, AdminError, display_url
 from gateway.admincli.session import Session
 from gateway.admincli.surroundings import DEFAULT_URL, TOKEN_ENV, URL_ENV, Surroundings
-from gateway.adminclient import AdminClient, AdminError, display_url
 
 #: The least width of output that is not a terminal.
 PIPE_WIDTH = 160

@@ -7,6 +7,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from gateway.admincli.client import COUNTERS, LIVE_STATES, JsonObject
 from gateway.admincli.formatting import (
     LABELS,
     SHORT_LABELS,
@@ -20,7 +21,6 @@ from gateway.admincli.formatting import (
     what,
     when,
 )
-from gateway.adminclient import COUNTERS, LIVE_STATES, JsonObject
 
 # -- jobs -----------------------------------------------------------------------------------
 

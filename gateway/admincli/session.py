@@ -9,8 +9,8 @@ from typing import NoReturn
 import click
 from rich.console import Console
 
+from gateway.admincli.client import AdminClient, AdminError, JsonObject
 from gateway.admincli.surroundings import TOKEN_ENV, Surroundings
-from gateway.adminclient import AdminClient, AdminError, JsonObject
 
 
 @dataclass

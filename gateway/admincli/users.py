@@ -5,10 +5,10 @@ from collections.abc import Callable
 import click
 from rich.text import Text
 
+from gateway.admincli.client import AdminError, JsonObject
 from gateway.admincli.options import EPILOG, api_command
 from gateway.admincli.render import user_card, user_line
 from gateway.admincli.session import Session, local_error
-from gateway.adminclient import AdminError, JsonObject
 
 
 def find_user(

@@ -19,7 +19,7 @@ from ldap3.utils.dn import parse_dn
 from pydantic import ValidationInfo
 from pydantic_core import PydanticCustomError
 
-from gateway.secrets import is_argon2_hash
+from gateway.auth.secrets import is_argon2_hash
 
 SOURCE_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 ADMIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")

@@ -13,7 +13,7 @@ from gateway.config.keys import dotted_key
 from gateway.config.listen import same_address
 from gateway.config.sources import BIND_KINDS
 from gateway.errors import InvalidInput
-from gateway.names import dn_key
+from gateway.users.names import dn_key
 
 
 def cross_reference_issues(raw: Mapping[str, Any]) -> list[ConfigIssue]:

@@ -12,7 +12,7 @@ from functools import lru_cache
 
 # One comparison rule for the whole gateway: the store's DN keys and the connector's scope
 # checks must agree on every DN.
-from gateway.names import dn_parts as dn_key
+from gateway.users.names import dn_parts as dn_key
 
 __all__ = ["dn_key", "is_within", "parts_within"]
 
@@ -27,7 +27,7 @@ def is_within(dn: str, roots: Iterable[str]) -> bool:
 
 
 def parts_within(key: tuple[str, ...], roots: Iterable[str]) -> bool:
-    """`is_within` for a DN already split by `gateway.names.dn_parts`."""
+    """`is_within` for a DN already split by `gateway.users.names.dn_parts`."""
     for root in roots:
         root_key = _root_key(root)
         if root_key is not None and len(key) >= len(root_key) and key[-len(root_key) :] == root_key:

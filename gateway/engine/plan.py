@@ -2,8 +2,8 @@
 
 `plan_report` and `plan_missing` are pure: they take a snapshot of the stored record (or None),
 what the source says and `now`, and return a `SyncPlan` — the §4.2 decision, the operations
-that carry it out, and how a bulk job counts the user. `gateway.users` applies the operations
-to the store; tests compare the lists.
+that carry it out, and how a bulk job counts the user. `gateway.users.service` applies the
+operations to the store; tests compare the lists.
 
 Gateway-owned data (devices, methods, notes, timestamps other than last_sync_at, manual phone
 numbers) appears in no operation, so no sync can touch it.

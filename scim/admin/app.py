@@ -28,7 +28,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway.errors import IdgateError
-from gateway.users import Actor
+from gateway.users.service import Actor
 from scim.admin.call import AdminRoute, AdminServices, Call
 from scim.admin.errors import (
     INTERNAL,

@@ -9,12 +9,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from gateway.admin import Administration
+from gateway.auth.tokens import BearerTokens
 from gateway.engine.roles import Permission
-from gateway.jobs import Jobs
-from gateway.lookup import ExactLookup
-from gateway.tokens import BearerTokens
-from gateway.users import Actor, UserService
+from gateway.jobs.service import Jobs
+from gateway.operations.admin import Administration
+from gateway.users.lookup import ExactLookup
+from gateway.users.service import Actor, UserService
 from scim.admin.models import Answer, Body, NoBody, NoQuery, Query
 
 #: Told of every answered request: endpoint name, method, HTTP status, seconds.

@@ -24,7 +24,7 @@ from gateway.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from gateway.jobs import JobRunning
+from gateway.jobs.service import JobRunning
 from gateway.outages import Outage, outage_of
 
 #: RFC 6750 §3: the challenge of a request without a valid token.

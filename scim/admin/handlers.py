@@ -8,8 +8,8 @@ maps. Nothing here reads or writes the store but through a service.
 from gateway.engine.phones import PhoneKind
 from gateway.engine.roles import Permission
 from gateway.errors import InvalidInput, NotFound
-from gateway.jobs import CATEGORIES
-from gateway.records import UserView
+from gateway.jobs.service import CATEGORIES
+from gateway.users.records import UserView
 from scim.admin import render
 from scim.admin.call import Call, Reply
 from scim.admin.models import (

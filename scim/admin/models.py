@@ -26,7 +26,7 @@ from pydantic import (
 from gateway.engine.phones import PhoneKind
 from gateway.engine.plan import Outcome
 from gateway.engine.types import DisabledBy, Reason, Role, SourceStatus, Status
-from gateway.jobs import CATEGORIES, JobKind, JobState
+from gateway.jobs.service import CATEGORIES, JobKind, JobState
 
 #: The largest request body the API reads (docs/admin-api.md, 413 `too_large`).
 MAX_BODY_BYTES = 64 * 1024

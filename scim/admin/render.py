@@ -7,12 +7,12 @@ exactly what the OpenAPI document describes: timestamps as ISO 8601 UTC, absent 
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from gateway.admin import AuditEntry
-from gateway.admin import ConnectionTest as ConnectionTestView
-from gateway.jobs import Hold, JobView, ResyncView
-from gateway.jobs import JobDetail as JobDetailView
-from gateway.records import PhoneView, UserView
-from gateway.users import Actor, DeviceView, SyncResult
+from gateway.jobs.service import Hold, JobView, ResyncView
+from gateway.jobs.service import JobDetail as JobDetailView
+from gateway.operations.admin import AuditEntry
+from gateway.operations.admin import ConnectionTest as ConnectionTestView
+from gateway.users.records import PhoneView, UserView
+from gateway.users.service import Actor, DeviceView, SyncResult
 from scim.admin import models
 
 

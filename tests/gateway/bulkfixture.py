@@ -5,7 +5,7 @@ and the store's own view of jobs and users.
   on top of the seed (fixtures of `tests/servers` are per test or per session);
 - `load_people(server, count)`: slapadd users that carry mail, mobile and telephoneNumber,
   so a half-written record would show;
-- `Clocked`: the jobs of a runtime on another clock (the works of `gateway.main.works`,
+- `Clocked`: the jobs of a runtime on another clock (the works of `gateway.runtime.main.works`,
   rebuilt with a `tests.clock.Clock`), for refresh, cleanup and the scheduler;
 - `job_row`, `user_rows`, `details_of`, `wait_until`: reading what the jobs left.
 """
@@ -24,12 +24,12 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import selectinload
 
 from bench.users import BenchUser, generate, load
-from gateway.admin import directory_ids
 from gateway.engine.types import Role
-from gateway.guard import ReleaseHolds
-from gateway.jobs import JobKind, Jobs, JobView, Notify
-from gateway.main import Runtime, works
-from gateway.users import Actor, Clock, UserService
+from gateway.jobs.guard import ReleaseHolds
+from gateway.jobs.service import JobKind, Jobs, JobView, Notify
+from gateway.operations.admin import directory_ids
+from gateway.runtime.main import Runtime, works
+from gateway.users.service import Actor, Clock, UserService
 from store.db import Store
 from store.models import AuditEvent, SyncJob, SyncJobDetail, User
 from tests.servers import seed
@@ -128,7 +128,7 @@ def load_people(server: Slapd, persons: Sequence[Person]) -> None:
 class Clocked:
     """A runtime's store, config and directories, with a UserService and Jobs on `clock`.
 
-    The works are those `gateway.main` wires (BulkSync, Refresh, Cleanup), built with the
+    The works are those `gateway.runtime.main` wires (BulkSync, Refresh, Cleanup), built with the
     same clock, so leases, sync times and cleanup ages all follow it. Close it (the test's
     `closing` list does) before the runtime.
     """
@@ -168,7 +168,7 @@ class Clocked:
 
 
 def notifier_callable(send: Callable[[str, Mapping[str, Any]], Sequence[Any]]) -> Notify:
-    """What `gateway.main._notify` hands Jobs: deliveries as plain dicts (JSON in the audit)."""
+    """What `gateway.runtime.main._notify` hands Jobs: deliveries as plain dicts (JSON in audit)."""
 
     def notify(event: str, summary: Mapping[str, Any]) -> Any:
         return [dataclasses.asdict(d) for d in send(event, summary)]

@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 from gateway.config import parse_config
-from gateway.main import build
+from gateway.runtime.main import build
 
 #: How long a worker waits for the others before it gives up (and says so).
 BARRIER_SECONDS = 60.0

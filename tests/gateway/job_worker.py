@@ -21,9 +21,9 @@ from pathlib import Path
 
 from gateway.config import parse_config
 from gateway.engine.types import Role
-from gateway.jobs import JobKind, JobRunning
-from gateway.main import build
-from gateway.users import Actor
+from gateway.jobs.service import JobKind, JobRunning
+from gateway.runtime.main import build
+from gateway.users.service import Actor
 
 SUPER = Actor("ops", Role.SUPER_ADMIN)
 HANG_SECONDS = 120

@@ -1,5 +1,5 @@
-"""The real runtime for end-to-end scenarios: `gateway.main.build(parse_config(...))` against
-real directories (test_auth_slapd.py, test_auth_samba.py).
+"""The real runtime for end-to-end scenarios: `gateway.runtime.main.build(parse_config(...))`
+against real directories (test_auth_slapd.py, test_auth_samba.py).
 
 - `slapd_source(urls)` / `samba_source(dc)`: a source table as TOML would give it;
 - `gateway_config(store_url, source, **sync)`: the whole configuration;
@@ -17,11 +17,11 @@ from typing import Any
 
 from sqlalchemy import select
 
-from gateway.auth import AuthOutcome
+from gateway.auth.binds import AuthOutcome
 from gateway.config import Config, parse_config
-from gateway.main import Runtime, build
-from gateway.names import name_key
-from gateway.records import UserView, view_of
+from gateway.runtime.main import Runtime, build
+from gateway.users.names import name_key
+from gateway.users.records import UserView, view_of
 from store import users as queries
 from store.models import User
 from tests.servers.samba import SambaAD

@@ -23,8 +23,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from gateway.admincli import Surroundings
-from gateway.adminclient import AdminClient, AdminError
-from gateway.cli import main
+from gateway.admincli.client import AdminClient, AdminError
+from gateway.runtime.cli import main
 from tests.gateway.admin_gateway import HELP_DESK_TOKEN, SUPER_TOKEN, AdminGateway, idgate_cli
 from tests.gateway.realgw import slapd_source
 from tests.ldapproxy.gateway_process import refusing_port

@@ -10,18 +10,18 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import func, select
 
-from gateway.auth import Authenticator, AuthReason, RefusalPacer
+from gateway.auth.binds import Authenticator, AuthReason, RefusalPacer
+from gateway.auth.jit import JitSync
+from gateway.auth.lastauth import LastAuthRecorder
+from gateway.auth.ratelimit import FailureLimiter
+from gateway.auth.secrets import hash_secret
 from gateway.config import parse_config
 from gateway.directory import BindResult, DirectoryEntry, NameKind
 from gateway.engine import status as rules
 from gateway.engine.types import Role, Status
 from gateway.errors import UpstreamUnavailable
-from gateway.failures import FailureLimiter
-from gateway.jit import JitSync
-from gateway.lastauth import LastAuthRecorder
-from gateway.records import state_of
-from gateway.secrets import hash_secret
-from gateway.users import Actor, UserService
+from gateway.users.records import state_of
+from gateway.users.service import Actor, UserService
 from store import users as queries
 from store.models import AuthFailure
 from tests.clock import Clock
@@ -451,7 +451,7 @@ def _concurrent_binds_read_once(gw, directory, clock, known):
     ],
 )
 def test_a_name_no_source_can_hold_is_refused_without_any_work(gw, directory, monkeypatch, name):
-    import gateway.auth as auth_module
+    import gateway.auth.binds as auth_module
 
     def no_hash(*args: object) -> bool:
         raise AssertionError("an argon2 check for a name no source can hold")

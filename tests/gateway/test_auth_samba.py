@@ -1,5 +1,5 @@
 """Authentication and JIT sync end to end against a real Samba AD DC (SPEC §4.3, §6): the real
-runtime of `gateway.main.build`, with the `ad` source's built-in status mapping.
+runtime of `gateway.runtime.main.build`, with the `ad` source's built-in status mapping.
 
 SQLite only: the store's behaviour on both backends is covered by test_auth_slapd.py, and
 these scenarios are about what Active Directory answers.
@@ -9,10 +9,10 @@ import uuid
 
 import pytest
 
-from gateway.auth import AuthReason
+from gateway.auth.binds import AuthReason
 from gateway.engine.types import DisabledBy, Reason, Status
-from gateway.main import Runtime
-from gateway.records import PhoneView
+from gateway.runtime.main import Runtime
+from gateway.users.records import PhoneView
 from ldapproxy.codes import Code, bind_result
 from tests.gateway.realgw import (
     Gateways,

@@ -1,5 +1,5 @@
-"""Authentication and JIT sync end to end (SPEC §4 to §6): the real runtime of `gateway.main.build`
-against a real OpenLDAP slapd, on SQLite and PostgreSQL.
+"""Authentication and JIT sync end to end (SPEC §4 to §6): the real runtime of
+`gateway.runtime.main.build` against a real OpenLDAP slapd, on SQLite and PostgreSQL.
 
 Seed users of the shared `slapd` are only bound as; scenarios that change a user upstream add
 their own uniquely named one, or use their own server (`slapd_factory`). The JIT interval is 0
@@ -13,13 +13,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from gateway.auth import AuthReason
+from gateway.auth.binds import AuthReason
 from gateway.engine.phones import PhoneKind
 from gateway.engine.plan import Outcome
 from gateway.engine.types import DisabledBy, Reason, Role, Status
-from gateway.main import Runtime
-from gateway.records import PhoneView, UserView
-from gateway.users import Actor
+from gateway.runtime.main import Runtime
+from gateway.users.records import PhoneView, UserView
+from gateway.users.service import Actor
 from tests.gateway.realgw import (
     Gateways,
     SilentServer,

@@ -1,4 +1,4 @@
-"""Bulk sync jobs (SPEC §5.3) end to end: `gateway.main.build` against real slapd servers
+"""Bulk sync jobs (SPEC §5.3) end to end: `gateway.runtime.main.build` against real slapd servers
 loaded offline with 1,500 users, on SQLite and PostgreSQL.
 
 Seed users under ou=people take part in every run: alice, dave and frank are added; bob
@@ -27,10 +27,17 @@ from gateway.engine.phones import PhoneKind
 from gateway.engine.plan import SourceUser
 from gateway.engine.types import DisabledBy, Reason, SourceStatus, Status, Trigger
 from gateway.errors import Conflict
-from gateway.jobs import INTERRUPTED_REASON, SHUTDOWN_REASON, JobKind, JobRunning, JobState, JobView
-from gateway.main import Runtime
-from gateway.records import view_of
-from gateway.users import LIMIT_REACHED, NAME_CONFLICT, utcnow
+from gateway.jobs.service import (
+    INTERRUPTED_REASON,
+    SHUTDOWN_REASON,
+    JobKind,
+    JobRunning,
+    JobState,
+    JobView,
+)
+from gateway.runtime.main import Runtime
+from gateway.users.records import view_of
+from gateway.users.service import LIMIT_REACHED, NAME_CONFLICT, utcnow
 from store import jobs as job_queries
 from tests.gateway.bulkfixture import (
     SEED_ADDED,

@@ -12,8 +12,8 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from gateway.health import Check
-from gateway.secrets import verify_secret
+from gateway.auth.secrets import verify_secret
+from gateway.operations.health import Check
 from scim.app import create_app
 
 IDGATE = str(Path(sys.executable).parent / "idgate")

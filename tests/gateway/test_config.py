@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, SecretStr, ValidationError
 
+from gateway.auth.secrets import hash_secret
 from gateway.config import (
     AD_STATUS,
     AdminConfig,
@@ -33,7 +34,6 @@ from gateway.config import (
 )
 from gateway.engine.statusmap import AD_STATUS_MAPPING, ExpirationFormat, StatusMapping
 from gateway.engine.types import Role
-from gateway.secrets import hash_secret
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "tests" / "samples" / "config"

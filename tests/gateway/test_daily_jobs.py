@@ -1,9 +1,9 @@
 """The daily jobs (SPEC §5.4 refresh, §5.5 cleanup) and their scheduler, on an injected clock,
 against real slapd servers and both store backends.
 
-The jobs run through `gateway.jobs.Jobs` with the works `gateway.main` wires, rebuilt on a
-`tests.clock.Clock` (`bulkfixture.Clocked`); idle and creation times are set in the store
-directly. Binds go through the runtime's own authenticator (real clock): the test clock is
+The jobs run through `gateway.jobs.service.Jobs` with the works `gateway.runtime.main` wires,
+rebuilt on a `tests.clock.Clock` (`bulkfixture.Clocked`); idle and creation times are set in
+the store directly. Binds go through the runtime's own authenticator (real clock): the test clock is
 set in the past so that a bind "now" comes after everything the clock did.
 """
 
@@ -15,15 +15,15 @@ from typing import Any
 import pytest
 from sqlalchemy import delete
 
-from gateway.admin import directory_ids
 from gateway.config import Config, SyncConfig, parse_config
-from gateway.daily import Cleanup, Scheduler
 from gateway.engine.plan import SourceUser
 from gateway.engine.types import DisabledBy, Reason, SourceStatus, Status, Trigger
-from gateway.jobs import JobKind, Jobs, JobState, JobView
-from gateway.main import Runtime
-from gateway.records import view_of
-from gateway.users import UserService
+from gateway.jobs.daily import Cleanup, Scheduler
+from gateway.jobs.service import JobKind, Jobs, JobState, JobView
+from gateway.operations.admin import directory_ids
+from gateway.runtime.main import Runtime
+from gateway.users.records import view_of
+from gateway.users.service import UserService
 from store import jobs as job_queries
 from store import users as store_users
 from store.db import Store

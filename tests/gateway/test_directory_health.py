@@ -5,8 +5,8 @@ job metrics let an operator alert on "no complete sync for a day"."""
 import pytest
 from prometheus_client import generate_latest
 
-from gateway.jobs import JobKind, JobState
-from gateway.main import Runtime
+from gateway.jobs.service import JobKind, JobState
+from gateway.runtime.main import Runtime
 from tests.gateway.bulkfixture import SUPER, wait_job
 from tests.gateway.realgw import Gateways, gateway_config, slapd_source
 from tests.servers.slapd import Slapd

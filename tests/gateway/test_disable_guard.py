@@ -20,9 +20,9 @@ from sqlalchemy import func, select
 
 from gateway.engine.types import Reason, Status, Trigger
 from gateway.errors import Conflict
-from gateway.jobs import JobKind, JobState, JobView
-from gateway.main import Runtime
-from gateway.users import utcnow
+from gateway.jobs.service import JobKind, JobState, JobView
+from gateway.runtime.main import Runtime
+from gateway.users.service import utcnow
 from store.db import Store
 from store.models import User
 from tests.gateway.admin_gateway import idgate_cli

@@ -5,7 +5,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
-from gateway.failures import FailureLimiter
+from gateway.auth.ratelimit import FailureLimiter
 from store import failures as failures_queries
 from store.db import Store
 from store.models import AuditEvent, AuthFailure

@@ -19,12 +19,12 @@ from typing import Any
 import pytest
 from ldap3 import MODIFY_REPLACE
 
-from gateway.auth import AuthReason
+from gateway.auth.binds import AuthReason
 from gateway.directory.completeness import Shortfall
 from gateway.engine.types import Status
 from gateway.errors import IncompleteRead
-from gateway.jobs import JobKind, JobState, JobView
-from gateway.main import Runtime
+from gateway.jobs.service import JobKind, JobState, JobView
+from gateway.runtime.main import Runtime
 from tests.gateway.bulkfixture import SUPER, load_people, people, user_rows, wait_job, wait_until
 from tests.gateway.realgw import (
     SAMBA_SOURCE,

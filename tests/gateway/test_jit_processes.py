@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select, update
 
 from gateway.config import parse_config
-from gateway.main import build
+from gateway.runtime.main import build
 from store.db import Store
 from store.models import User
 

@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-from gateway.logs import JsonLines
+from gateway.runtime.logs import JsonLines
 
 #: Every character some reader takes for a line break (str.splitlines), and NUL.
 BREAKS = ["\n", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029", "\x00"]

@@ -4,10 +4,10 @@ import random
 
 import pytest
 
-from gateway import names
 from gateway.directory.dn import dn_key as directory_parts
 from gateway.errors import InvalidInput
-from gateway.names import dn_key, dn_parts
+from gateway.users import names
+from gateway.users.names import dn_key, dn_parts
 
 
 def test_case_spacing_and_escape_spellings_meet():

@@ -1,4 +1,4 @@
-"""gateway.notify: the completion notice, against a real HTTP receiver and a real SMTP server.
+"""gateway.jobs.notify: the completion notice, against a real HTTP receiver and a real SMTP server.
 
 Both run on loopback in a thread: `http.server` records every webhook request and answers
 from a script; aiosmtpd records every message it accepts. `sleep` and `clock` are injected, so
@@ -29,7 +29,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 import gateway
 from gateway.config import NotificationsConfig
-from gateway.notify import Delivery, Notifier, sign
+from gateway.jobs.notify import Delivery, Notifier, sign
 from tests.ldapproxy.gateway_process import refusing_port
 from tests.servers.tls import shared_tls_files
 
@@ -285,7 +285,7 @@ def test_a_receiver_that_never_answers_times_out():
 
 
 def test_logs_and_deliveries_never_show_the_secret_or_the_url_credentials(receiver, caplog):
-    caplog.set_level(logging.DEBUG, logger="gateway.notify")
+    caplog.set_level(logging.DEBUG, logger="gateway.jobs.notify")
     receiver.replies = [(503, {}), (400, {})]
     url = f"http://hook-user:pass-{LEAK}@127.0.0.1:{receiver.port}/t-{LEAK}/hook?token=q-{LEAK}"
 
@@ -455,7 +455,7 @@ def test_starttls_required_but_not_offered_is_final_and_sends_nothing(mailbox, s
 
 
 def test_starttls_then_login(mailbox, smtp_tls_port, monkeypatch, caplog):
-    caplog.set_level(logging.DEBUG, logger="gateway.notify")
+    caplog.set_level(logging.DEBUG, logger="gateway.jobs.notify")
     # ssl.create_default_context() reads the trust store OpenSSL is pointed at.
     monkeypatch.setenv("SSL_CERT_FILE", str(shared_tls_files().ca_file))
     settings = mail_settings(

@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 
 from gateway.config import Config, parse_config
-from gateway.jobs import JobRunning, JobState, ResyncView
-from gateway.main import Runtime
-from gateway.notify import Notifier, sign
-from gateway.users import utcnow
+from gateway.jobs.notify import Notifier, sign
+from gateway.jobs.service import JobRunning, JobState, ResyncView
+from gateway.runtime.main import Runtime
+from gateway.users.service import utcnow
 from store import jobs as job_queries
 from store.models import AuditEvent
 from tests.gateway.bulkfixture import SOURCE, SUPER, Clocked, audit, notifier_callable, wait_until

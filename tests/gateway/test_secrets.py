@@ -1,11 +1,11 @@
-"""gateway.secrets: argon2id hashes, their verification and shape, and token generation."""
+"""gateway.auth.secrets: argon2id hashes, their verification and shape, and token generation."""
 
 import re
 
 import pytest
 from argon2 import PasswordHasher, Type
 
-from gateway.secrets import (
+from gateway.auth.secrets import (
     generate_token,
     hash_secret,
     is_argon2_hash,

@@ -1,14 +1,14 @@
-"""Bearer tokens (gateway.tokens): one source's token opens that source only, and argon2 runs
+"""Bearer tokens (gateway.auth.tokens): one source's token opens that source only, and argon2 runs
 once per token, whether it verified or not."""
 
 import pytest
 
-from gateway import tokens as tokens_module
+from gateway.auth import tokens as tokens_module
+from gateway.auth.secrets import hash_secret
+from gateway.auth.tokens import BearerTokens
 from gateway.config import parse_config
 from gateway.engine.types import Role
-from gateway.secrets import hash_secret
-from gateway.tokens import BearerTokens
-from gateway.users import Actor
+from gateway.users.service import Actor
 
 A, B, ADMIN = "token-of-source-a", "token-of-source-b", "token-of-the-admin"
 

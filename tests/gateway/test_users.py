@@ -10,7 +10,7 @@ from gateway.engine.phones import PhoneKind
 from gateway.engine.plan import Outcome, SourceUser
 from gateway.engine.types import DisabledBy, Reason, Role, SourceStatus, Status, Trigger
 from gateway.errors import EnableRefused, InvalidInput, NotFound, PermissionDenied
-from gateway.users import SYSTEM, Actor, UserNameTaken, UserService
+from gateway.users.service import SYSTEM, Actor, UserNameTaken, UserService
 from store import users as queries
 from store.models import AuditEvent, User
 from tests.clock import Clock
@@ -332,7 +332,7 @@ def test_an_admin_edit_since_the_last_sync_is_planned_in_full(service, clock):
 
 
 def test_the_budget_stops_adding_users_but_not_updating_them(service):
-    from gateway.users import LIMIT_REACHED, AddBudget
+    from gateway.users.service import LIMIT_REACHED, AddBudget
 
     service.apply_batch("corp", _page(2), Trigger.BULK)
     budget = AddBudget(1)
@@ -345,7 +345,7 @@ def test_the_budget_stops_adding_users_but_not_updating_them(service):
 
 
 def test_two_entries_of_a_page_with_one_user_name_lose_only_one(service):
-    from gateway.users import NAME_CONFLICT
+    from gateway.users.service import NAME_CONFLICT
 
     page = [
         alice(external_id="uuid-a", user_name="Twin", dn="uid=twin,ou=a,dc=x"),
@@ -378,7 +378,7 @@ def test_missing_pages_disable_the_users_they_name(service):
 
 
 def test_a_value_too_long_for_the_store_leaves_out_only_its_user(service, store):
-    from gateway.users import TOO_LONG
+    from gateway.users.service import TOO_LONG
 
     page = _page(3)
     page[1] = alice(external_id="uuid-1", user_name="user1", display_name="x" * 300)

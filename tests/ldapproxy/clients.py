@@ -11,8 +11,8 @@ from pathlib import Path
 import ldap3
 from sqlalchemy import select
 
-from gateway.names import name_key
-from gateway.records import UserView, view_of
+from gateway.users.names import name_key
+from gateway.users.records import UserView, view_of
 from store import users as queries
 from store.db import Store
 from store.models import User

@@ -38,7 +38,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from gateway.secrets import hash_secret
+from gateway.auth.secrets import hash_secret
 from store.db import make_engine
 from store.migrate import upgrade
 from tests.servers.process import ServerProcess

@@ -85,7 +85,7 @@ def test_the_printed_scim_commands_work_as_printed(demo: DemoProcess) -> None:
 def test_a_bulk_sync_of_the_demo_directory_runs_from_the_cli(demo: DemoProcess) -> None:
     # The README's `idgate sync run demo`: the demo directory takes Simple Paged Results
     # (RFC 2696), as a bulk sync needs, and its RootDSE says so (the source test checks it).
-    from gateway.demo import ADMIN_TOKEN
+    from gateway.runtime.demo import ADMIN_TOKEN
     from tests.gateway.admin_gateway import idgate_cli
 
     url = f"http://127.0.0.1:{demo.http_port}"

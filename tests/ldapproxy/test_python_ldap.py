@@ -52,7 +52,7 @@ def test_disabled_says_so_only_when_the_password_was_right(
 ) -> None:
     # employeeType is the window gateway's status attribute; slapd itself ignores it, so the
     # directory takes the password and the gateway refuses the account. One new user per bind:
-    # within the JIT window a name read once is not read again (gateway/jit.py), and without
+    # within the JIT window a name read once is not read again (gateway/auth/jit.py), and without
     # a read nothing is verified, so the answer would be plain "invalid credentials".
     wrong, right, by_name = (add_person(slapd, "benched", employeeType="disabled") for _ in "abc")
     conn = connect(window_gateway)

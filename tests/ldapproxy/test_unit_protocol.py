@@ -13,15 +13,15 @@ from ldaptor.protocols import pureber, pureldap
 from twisted.internet import defer
 from twisted.internet.testing import StringTransport
 
-from gateway.accounts import ServiceAccounts
-from gateway.auth import AuthOutcome, AuthReason
+from gateway.auth.binds import AuthOutcome, AuthReason
+from gateway.auth.ratelimit import FailureLimiter
+from gateway.auth.secrets import hash_secret
+from gateway.auth.service_accounts import ServiceAccounts
 from gateway.config import parse_config
 from gateway.engine.plan import Email, SourceUser
 from gateway.engine.types import SourceStatus, Trigger
-from gateway.failures import FailureLimiter
-from gateway.search import DirectoryTree
-from gateway.secrets import hash_secret
-from gateway.users import UserService
+from gateway.users.service import UserService
+from gateway.users.tree import DirectoryTree
 from ldapproxy import wire
 from ldapproxy.server import Connection, Services
 from store.db import Store

@@ -930,7 +930,7 @@ def _and_side(side: tuple[str, ModelTree]) -> str:
 
 
 def _key(text: str) -> str:
-    return text.strip().casefold()  # gateway.names.name_key: how the store keeps both names
+    return text.strip().casefold()  # gateway.users.names.name_key: how the store keeps both names
 
 
 def model_matches(tree: ModelTree, user: dict[str, Any]) -> bool:

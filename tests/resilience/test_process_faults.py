@@ -27,7 +27,7 @@ import pytest
 from sqlalchemy import func, select
 
 from gateway.engine.phones import PhoneKind
-from gateway.jobs import INTERRUPTED_REASON
+from gateway.jobs.service import INTERRUPTED_REASON
 from store.db import Store
 from store.models import SyncClaim, SyncJob, User
 from tests.gateway.bulkfixture import Person, load_people, people, user_rows, wait_until
@@ -132,7 +132,7 @@ def test_a_kill_during_a_burst_of_first_binds_leaves_whole_records_and_no_lastin
       active), one per user: a transaction the kill cut short left nothing;
     - every bind answered `success` before the kill has its record;
     - the only claims left are the reads that were in flight (at most one per client), and they
-      lapse on their own, at most 2 x deadline + 1 s after they were taken (gateway.jit).
+      lapse on their own, at most 2 x deadline + 1 s after they were taken (gateway.auth.jit).
     Restarted on the same store, once those claims lapse, the next bind of every user succeeds
     promptly, and every user then has exactly the one whole record (those from before the kill
     are the same rows: nothing was added twice).

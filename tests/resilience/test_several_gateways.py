@@ -169,7 +169,7 @@ def test_a_bulk_sync_asked_of_three_gateways_at_once_runs_once(trio):
 def test_daily_jobs_start_once_across_three_schedulers(trio):
     """The three gateways started after today's run time: each daily job (the source's
     refresh, the cleanup) started exactly once across the three schedulers, each of which
-    ticked at its start (gateway/daily.py: no interval's wait first), as the job history of
+    ticked at its start (gateway/jobs/daily.py: no interval's wait first), as the job history of
     every gateway tells it."""
     jobs = daily_jobs_done(trio[0])
     kinds = sorted(((job["kind"], job["source"]) for job in jobs), key=str)

@@ -1,7 +1,7 @@
 """A bind of an unknown name and a bind with a wrong password look the same from outside: the
 same LDAP result code and diagnostic message (the client must not learn which of the two
 failed), and the same latency, within 10 % at the median (SPEC §6: "unknown user
-and wrong password get the same answer in the same time"; gateway.auth.RefusalPacer).
+and wrong password get the same answer in the same time"; gateway.auth.binds.RefusalPacer).
 
 A real `idgate serve --only ldap` in front of the shared slapd; one raw connection sends the
 two binds alternately (A B A B ...), so load on the shared machine falls on both alike, and

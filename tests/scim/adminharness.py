@@ -1,4 +1,4 @@
-"""The admin API in-process: `gateway.main.build` on a test store, served by Starlette's
+"""The admin API in-process: `gateway.runtime.main.build` on a test store, served by Starlette's
 TestClient (STYLE habit 14), with two administrators, one `scim` source and one `corp`
 directory source.
 
@@ -24,10 +24,10 @@ from typing import Any
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
+from gateway.auth.tokens import BearerTokens
 from gateway.config import Config, parse_config
-from gateway.jobs import Jobs
-from gateway.main import Runtime, build, http_app
-from gateway.tokens import BearerTokens
+from gateway.jobs.service import Jobs
+from gateway.runtime.main import Runtime, build, http_app
 from store.models import Base
 from tests.gateway.realgw import slapd_source
 from tests.scim.harness import ADMIN_TOKEN, HELPDESK_TOKEN, SCIM_TOKEN, _hash

@@ -1,4 +1,4 @@
-"""The HTTP front in-process: `gateway.main.build` on a test store, served by Starlette's
+"""The HTTP front in-process: `gateway.runtime.main.build` on a test store, served by Starlette's
 TestClient (STYLE habit 14), with one `scim` source, one `entra` source, a `corp` directory
 source that is never contacted, and two administrators.
 
@@ -26,10 +26,10 @@ from typing import Any
 
 from starlette.testclient import TestClient
 
+from gateway.auth.secrets import hash_secret
+from gateway.auth.tokens import BearerTokens
 from gateway.config import Config, parse_config
-from gateway.main import Runtime, build, http_app
-from gateway.secrets import hash_secret
-from gateway.tokens import BearerTokens
+from gateway.runtime.main import Runtime, build, http_app
 
 SCIM_SOURCE = "scim"
 ENTRA_SOURCE = "entra"

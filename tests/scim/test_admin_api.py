@@ -20,9 +20,9 @@ from httpx2 import Response
 from pydantic import BaseModel
 
 from gateway.errors import NotFound
-from gateway.jobs import CATEGORIES, JobKind, Jobs, Progress, Work
-from gateway.main import Runtime
-from gateway.users import utcnow
+from gateway.jobs.service import CATEGORIES, JobKind, Jobs, Progress, Work
+from gateway.runtime.main import Runtime
+from gateway.users.service import utcnow
 from scim.admin import PREFIX, ROUTES, models
 from scim.admin.call import AdminRoute
 from scim.admin.openapi import openapi_path

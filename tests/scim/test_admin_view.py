@@ -18,9 +18,9 @@ from gateway.engine.phones import PhoneKind
 from gateway.engine.plan import SourceUser
 from gateway.engine.status import mark_never_used
 from gateway.engine.types import Role, SourceStatus, Trigger
-from gateway.names import name_key
-from gateway.records import state_of, write_state
-from gateway.users import Actor
+from gateway.users.names import name_key
+from gateway.users.records import state_of, write_state
+from gateway.users.service import Actor
 from store.models import User
 from tests.scim.harness import (
     ADMIN_TOKEN,

@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 
 from gateway.engine.types import Role
-from gateway.users import Actor
+from gateway.users.service import Actor
 from tests.scim.harness import ENTRA_SOURCE, SCIM_MEDIA_TYPE
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "entra"

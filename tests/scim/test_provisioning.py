@@ -13,11 +13,11 @@ import pytest
 from httpx import Response
 from sqlalchemy import select, update
 
-from gateway.auth import AuthReason
+from gateway.auth.binds import AuthReason
+from gateway.auth.secrets import verify_secret
 from gateway.engine.types import DisabledBy, Reason, Role, Status
-from gateway.names import name_key
-from gateway.secrets import verify_secret
-from gateway.users import Actor
+from gateway.users.names import name_key
+from gateway.users.service import Actor
 from store.models import User
 from tests.scim.harness import ENTRA_SOURCE, SCIM_MEDIA_TYPE, SCIM_SOURCE, Harness
 

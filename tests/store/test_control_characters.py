@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import case, select
 
-from gateway.names import name_key
+from gateway.users.names import name_key
 from store.db import Store
 from store.models import User
 from store.search import (

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from gateway.names import dn_key, name_key
+from gateway.users.names import dn_key, name_key
 from store import users as queries
 from store.models import PhoneNumber, User
 from store.search import (

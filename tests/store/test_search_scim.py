@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import event, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from gateway.names import name_key
+from gateway.users.names import name_key
 from store import users as queries
 from store.models import Group, GroupMember, PhoneNumber, User
 from store.search import (

@@ -5,7 +5,7 @@ The tree the LDAP front serves:
     <root DN of each ldap/ad source>        users at the DNs their directory gave them
     <ldap.suffix>
       ou=<source id>                         one container per scim/local source
-        uid=<userName>                       its users (`gateway.names.member_dn`)
+        uid=<userName>                       its users (`gateway.users.names.member_dn`)
 
 `DirectoryTree.plan(base, scope)` says which sources a search reaches and how; the front
 translates its filter for each of them (attribute names differ per source) and
@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from gateway.config import AdSource, Config, LdapSource, SourceConfig
-from gateway.names import dn_parts, member_dn, parts_key
-from gateway.records import UserView, view_of
+from gateway.users.names import dn_parts, member_dn, parts_key
+from gateway.users.records import UserView, view_of
 from store import search as store_search
 from store.db import Store
 from store.search import (

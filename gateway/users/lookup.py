@@ -9,14 +9,14 @@
 
 from collections.abc import Mapping
 
+from gateway.auth.jit import UserDirectory
+from gateway.auth.routing import has_control_character
 from gateway.config import AdSource, Config, LdapSource
 from gateway.directory import NameKind, to_source_user
 from gateway.engine.roles import Permission
 from gateway.engine.types import Trigger
 from gateway.errors import InvalidInput, NotFound
-from gateway.jit import UserDirectory
-from gateway.resolve import has_control_character
-from gateway.users import Actor, Clock, SyncResult, UserService
+from gateway.users.service import Actor, Clock, SyncResult, UserService
 
 
 class ExactLookup:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from gateway.config import AdSource, Config, LdapSource, SourceConfig
 from gateway.directory import NameKind
 from gateway.directory.dn import parts_within
-from gateway.names import dn_key, dn_parts, name_key
+from gateway.users.names import dn_key, dn_parts, name_key
 
 
 @dataclass(frozen=True)

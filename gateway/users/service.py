@@ -40,8 +40,8 @@ from gateway.engine.roles import Permission, allowed
 from gateway.engine.status import RecordState
 from gateway.engine.types import Reason, Role, SourceStatus, Trigger
 from gateway.errors import InvalidInput, NameTaken, NotFound, PermissionDenied, VersionMismatch
-from gateway.names import name_key
-from gateway.records import (
+from gateway.users.names import name_key
+from gateway.users.records import (
     UserView,
     phone_rows,
     phones_of,

@@ -12,7 +12,7 @@ and the store work at once.
   directory proved complete (`ScopeRead.complete`: every root, every page, no limit hit). A
   read that ended any other way fails the job with the reason and its fix: what it read is
   applied (adds and updates), and nobody is disabled, neither missing nor reported disabled.
-- Disables wait for the end of the read: the mass-disable guard (`gateway.guard`) applies
+- Disables wait for the end of the read: the mass-disable guard (`gateway.jobs.guard`) applies
   them, or holds them all for a super admin when they are too many.
 - The first page is read before anything is written: when no server answers the job fails
   at once with the connector's reason, and nothing changed.
@@ -33,9 +33,9 @@ from gateway.engine.guard import DisableLimits
 from gateway.engine.plan import Outcome, SourceUser
 from gateway.engine.types import Status, Trigger
 from gateway.errors import IncompleteRead, UpstreamError
-from gateway.guard import Disables
-from gateway.jobs import Progress
-from gateway.users import AddBudget, Clock, SyncResult, UserService
+from gateway.jobs.guard import Disables
+from gateway.jobs.service import Progress
+from gateway.users.service import AddBudget, Clock, SyncResult, UserService
 from store import jobs as job_queries
 from store import users as user_queries
 from store.db import Store
@@ -75,7 +75,7 @@ _DONE = object()
 
 
 class BulkSync:
-    """The work of one bulk job (a `gateway.jobs.Work`)."""
+    """The work of one bulk job (a `gateway.jobs.service.Work`)."""
 
     def __init__(
         self,

@@ -14,7 +14,7 @@ mass-disable guard: the run would disable too many users and disabled none, SPEC
 running (a super admin confirmed: exactly the held users are disabled) → succeeded, or
 held → discarded (a super admin discarded the list, or a newer run of the source began).
 
-The work itself (`gateway.bulk`, `gateway.daily`) is a callable given a `Progress`: it
+The work itself (`gateway.jobs.bulk`, `gateway.jobs.daily`) is a callable given a `Progress`: it
 checks `stopping()` between pages, hands each page's results to `record()` inside the page's
 transaction, and returns whether it finished. It raises `UpstreamError` when its source
 cannot be read.
@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session
 from gateway.engine.plan import Outcome
 from gateway.engine.roles import Permission
 from gateway.errors import Conflict, IdgateError, InvalidInput, NotFound
-from gateway.users import SYSTEM, Actor, Clock, SyncResult
+from gateway.users.service import SYSTEM, Actor, Clock, SyncResult
 from store import jobs as queries
 from store import users as user_queries
 from store.db import Store

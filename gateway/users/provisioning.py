@@ -23,13 +23,13 @@ from sqlalchemy import ColumnElement, and_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from gateway.auth.secrets import hash_secret
 from gateway.engine.plan import Email, SourceUser
 from gateway.engine.types import SourceStatus, Trigger
 from gateway.errors import InvalidInput, NameTaken, NotFound, VersionMismatch
-from gateway.names import name_key
-from gateway.records import UserView, view_of
-from gateway.secrets import hash_secret
-from gateway.users import Clock, UserService, utcnow
+from gateway.users.names import name_key
+from gateway.users.records import UserView, view_of
+from gateway.users.service import Clock, UserService, utcnow
 from store import groups as group_queries
 from store import search as store_search
 from store import users as queries

@@ -1,8 +1,9 @@
 """What the admin API shows of sources, settings and the audit log (SPEC §4.4, §7, §8).
 
-Users and jobs have their own services (`gateway.users`, `gateway.lookup`, `gateway.jobs`);
-this module covers the rest: the configured sources (secrets left out), testing a directory
-source's servers one by one, the effective settings, and reading the audit log.
+Users and jobs have their own services (`gateway.users.service`, `gateway.users.lookup`,
+`gateway.jobs.service`); this module covers the rest: the configured sources (secrets left
+out), testing a directory source's servers one by one, the effective settings, and reading
+the audit log.
 """
 
 import time
@@ -15,7 +16,7 @@ from gateway.config import AdSource, Config, LdapSource, NotificationsConfig, So
 from gateway.directory import Directory
 from gateway.engine.roles import Permission
 from gateway.errors import IncompleteRead, InvalidInput, NotFound, UpstreamError
-from gateway.users import Actor, Clock
+from gateway.users.service import Actor, Clock
 from store import users as user_queries
 from store.db import Store
 

@@ -19,9 +19,9 @@ from gateway.engine.guard import DisableLimits
 from gateway.engine.plan import Outcome, SourceUser
 from gateway.engine.types import Status, Trigger
 from gateway.errors import UpstreamError, UpstreamUnavailable
-from gateway.guard import Disables
-from gateway.jobs import JobKind, JobRunning, Jobs, JobView, Progress
-from gateway.users import SYSTEM, Clock, SyncResult, UserService
+from gateway.jobs.guard import Disables
+from gateway.jobs.service import JobKind, JobRunning, Jobs, JobView, Progress
+from gateway.users.service import SYSTEM, Clock, SyncResult, UserService
 from store import jobs as job_queries
 from store.db import Store
 
@@ -38,12 +38,12 @@ RETRY_AFTER = timedelta(minutes=15)
 
 
 class Refresh:
-    """The work of one source's daily refresh (a `gateway.jobs.Work`).
+    """The work of one source's daily refresh (a `gateway.jobs.service.Work`).
 
     Up to `sync.refresh_batch` users idle for longer than `sync.refresh_after_days` (the
     longest idle first) are re-read one by one and updated by SPEC §4.2: deleted, expired,
     disabled and out-of-scope ones are disabled, once the whole batch is read and through
-    the mass-disable guard (`gateway.guard`). A read that fails changes nothing for that user
+    the mass-disable guard (`gateway.jobs.guard`). A read that fails changes nothing for that user
     (counted as failed), and so does one that could not look everywhere the user may be (a
     root missing: `IncompleteRead`); a directory that no server answers fails the job.
     """
@@ -145,7 +145,7 @@ class Refresh:
 
 
 class Cleanup:
-    """The work of the daily cleanup (a `gateway.jobs.Work`), over every source.
+    """The work of the daily cleanup (a `gateway.jobs.service.Work`), over every source.
 
     Users created at least `sync.cleanup_never_used_days` ago who never authenticated are
     disabled (`never_used`) and marked pending deletion; users pending deletion for

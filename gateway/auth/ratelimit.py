@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from gateway.names import name_key
+from gateway.users.names import name_key
 from store import failures as queries
 from store.db import Store
 from store.models import AuditEvent

@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 from gateway.engine.guard import DisableLimits, held_because
 from gateway.engine.plan import Outcome, SourceUser
 from gateway.engine.types import SourceStatus, Trigger
-from gateway.jobs import JobKind, Progress
-from gateway.users import SyncResult, UserService
+from gateway.jobs.service import JobKind, Progress
+from gateway.users.service import SyncResult, UserService
 from store import jobs as job_queries
 from store.db import Store
 

@@ -23,28 +23,28 @@ from twisted.internet.error import CannotListenError
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
-from gateway.accounts import ServiceAccounts
-from gateway.admin import Administration, directory_ids
-from gateway.auth import Authenticator
-from gateway.bulk import BulkSync
+from gateway.auth.binds import Authenticator
+from gateway.auth.jit import JitSync
+from gateway.auth.lastauth import LastAuthRecorder
+from gateway.auth.password_change import PasswordChanges
+from gateway.auth.ratelimit import FailureLimiter
+from gateway.auth.service_accounts import ServiceAccounts
+from gateway.auth.tokens import BearerTokens
 from gateway.config import AdSource, Config, LdapSource
-from gateway.daily import Cleanup, Refresh, Scheduler
 from gateway.directory import Directory
 from gateway.errors import InvalidInput, NotFound
-from gateway.failures import FailureLimiter
-from gateway.guard import ReleaseHolds
-from gateway.health import DirectoryWatch, Readiness
-from gateway.jit import JitSync
-from gateway.jobs import JobKind, Jobs, Work
-from gateway.lastauth import LastAuthRecorder
-from gateway.lookup import ExactLookup
-from gateway.metrics import Metrics
-from gateway.notify import Notifier
-from gateway.passwords import PasswordChanges
-from gateway.provisioning import Provisioning
-from gateway.search import DirectoryTree
-from gateway.tokens import BearerTokens
-from gateway.users import Clock, UserService, utcnow
+from gateway.jobs.bulk import BulkSync
+from gateway.jobs.daily import Cleanup, Refresh, Scheduler
+from gateway.jobs.guard import ReleaseHolds
+from gateway.jobs.notify import Notifier
+from gateway.jobs.service import JobKind, Jobs, Work
+from gateway.operations.admin import Administration, directory_ids
+from gateway.operations.health import DirectoryWatch, Readiness
+from gateway.runtime.metrics import Metrics
+from gateway.users.lookup import ExactLookup
+from gateway.users.provisioning import Provisioning
+from gateway.users.service import Clock, UserService, utcnow
+from gateway.users.tree import DirectoryTree
 from ldapproxy.listen import Listeners, listen, tls_of
 from ldapproxy.server import Services
 from store import jobs as job_queries
@@ -53,7 +53,7 @@ from store.db import Store
 from store.migrate import check_schema, upgrade
 
 if TYPE_CHECKING:
-    from gateway.demo import DemoDirectory
+    from gateway.runtime.demo import DemoDirectory
 
 log = logging.getLogger("idgate")
 

@@ -14,7 +14,7 @@ from gateway.engine.phones import PhoneEntry, PhoneKind
 from gateway.engine.plan import SourceUser, StoredUser
 from gateway.engine.status import RecordState
 from gateway.engine.types import DisabledBy, Reason, SourceStatus, Status
-from gateway.names import dn_key, name_key
+from gateway.users.names import dn_key, name_key
 from store.models import PhoneNumber, User
 
 

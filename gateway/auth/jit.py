@@ -22,15 +22,15 @@ from typing import Any, Protocol
 
 from sqlalchemy import Row
 
+from gateway.auth.routing import Subject
 from gateway.config import AdSource, LdapSource, SyncConfig
 from gateway.directory import BindResult, DirectoryEntry, NameKind, to_source_user
 from gateway.engine.plan import Outcome
 from gateway.engine.status import RecordState
 from gateway.engine.types import DisabledBy, Trigger
 from gateway.errors import UpstreamError
-from gateway.records import state_of
-from gateway.resolve import Subject
-from gateway.users import SyncResult, UserService
+from gateway.users.records import state_of
+from gateway.users.service import SyncResult, UserService
 from store import users as queries
 from store.db import Store
 from store.models import User

@@ -25,16 +25,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from gateway.auth.jit import CachedUser, Freshness, JitResult, JitSync, UserDirectory, lookup
+from gateway.auth.lastauth import LastAuthRecorder
+from gateway.auth.ratelimit import FailureLimiter
+from gateway.auth.routing import Subject, subjects
+from gateway.auth.secrets import hash_secret, verify_secret
 from gateway.config import AdSource, Config, LdapSource
 from gateway.directory import BindResult
 from gateway.engine.types import DisabledBy, Reason
 from gateway.errors import UpstreamError
-from gateway.failures import FailureLimiter
-from gateway.jit import CachedUser, Freshness, JitResult, JitSync, UserDirectory, lookup
-from gateway.lastauth import LastAuthRecorder
-from gateway.names import dn_key, member_dn
-from gateway.resolve import Subject, subjects
-from gateway.secrets import hash_secret, verify_secret
+from gateway.users.names import dn_key, member_dn
 from store.db import Store
 
 log = logging.getLogger(__name__)

@@ -94,12 +94,12 @@ def serve(
     ready_file: Path | None,
 ) -> None:
     """Run the gateway. Without --config: a built-in demo directory on SQLite ./idgate.db."""
-    from gateway import readyfile
     from gateway.config import ConfigError
-    from gateway.demo import DemoDirectory, banner
-    from gateway.logs import configure_logging
-    from gateway.main import ListenError, build  # the root pulls in both fronts
-    from gateway.main import serve as run_server
+    from gateway.runtime import readyfile
+    from gateway.runtime.demo import DemoDirectory, banner
+    from gateway.runtime.logs import configure_logging
+    from gateway.runtime.main import ListenError, build  # the root pulls in both fronts
+    from gateway.runtime.main import serve as run_server
     from store.errors import SchemaOutOfDate
 
     configure_logging(log_level.upper(), json_lines=log_format == "json")
@@ -203,7 +203,7 @@ def hash_secret_cmd(from_stdin: bool, generate: bool) -> None:
 
     The secret is read from the terminal, not from the command line (shells keep history).
     """
-    from gateway.secrets import generate_token, hash_secret
+    from gateway.auth.secrets import generate_token, hash_secret
 
     if generate:
         token = generate_token()

@@ -18,10 +18,10 @@ from datetime import datetime
 from enum import StrEnum
 from ipaddress import IPv4Address, IPv6Address, ip_address
 
+from gateway.auth.ratelimit import FailureLimiter, Tally
+from gateway.auth.secrets import verify_secret
 from gateway.config import ServiceAccount
-from gateway.failures import FailureLimiter, Tally
-from gateway.names import dn_key, dn_parts, parts_key
-from gateway.secrets import verify_secret
+from gateway.users.names import dn_key, dn_parts, parts_key
 from store.models import AuditEvent
 
 #: The audit log's actor for what the LDAP front decides on its own.

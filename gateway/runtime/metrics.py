@@ -10,7 +10,7 @@ from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from gateway.jobs import JobKind, JobState, JobView
+from gateway.jobs.service import JobKind, JobState, JobView
 
 
 class Metrics:

@@ -19,11 +19,11 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from gateway.auth.secrets import verify_secret
 from gateway.config import Config
 from gateway.config.sources import EntraSource, ScimSource
 from gateway.engine.types import Role
-from gateway.secrets import verify_secret
-from gateway.users import Actor
+from gateway.users.service import Actor
 
 #: Enough for every configured token, and a bound on what wrong tokens could never fill.
 _CACHE_LIMIT = 4096

@@ -64,7 +64,7 @@ def configure_logging(level: str, *, json_lines: bool) -> None:
     # alembic logs at INFO each time the readiness probe reads the schema revision.
     logging.getLogger("alembic").setLevel(logging.WARNING)
     # httpx logs every request's full URL at INFO: a webhook URL often carries a credential
-    # (user:password, a token in its path or query). gateway.notify logs a redacted one.
+    # (user:password, a token in its path or query). gateway.jobs.notify logs a redacted one.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
     # Twisted's own log goes to the standard library's (it never sees request contents: the

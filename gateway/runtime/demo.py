@@ -19,8 +19,8 @@ from ldaptor.protocols.ldap import ldaperrors, ldapserver
 from twisted.internet import defer, protocol
 from twisted.python import components
 
+from gateway.auth.secrets import hash_secret
 from gateway.config import Config, parse_config
-from gateway.secrets import hash_secret
 
 SUFFIX = "dc=demo,dc=idgate"
 PEOPLE = f"ou=people,{SUFFIX}"
