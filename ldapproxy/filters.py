@@ -1,4 +1,4 @@
-"""A client's search filter (RFC 4511 §4.5.1.7, as ldaptor decodes it) in the store's terms.
+"""A client's search filter (RFC 4511 §4.5.1.7, as ldaptor decodes it) as a neutral filter.
 
 Translated once per source, because attribute names differ per source (`schema.py`). What the
 gateway cannot evaluate is Undefined, as RFC 4511 §4.5.1.7 asks: an unknown attribute, an
@@ -14,22 +14,11 @@ from typing import Any
 
 from ldaptor.protocols import pureldap
 
-from gateway.users.tree import (
-    And,
-    Const,
-    Equals,
-    GreaterOrEqual,
-    LessOrEqual,
-    Node,
-    Not,
-    Or,
-    Present,
-    Substrings,
-)
 from ldapproxy.schema import SourceSchema
 from ldapproxy.wire import DeepFilter
+from query import filter as q
 
-UNDEFINED = Const(None)
+UNDEFINED = q.Const(None)
 #: The deepest nesting translated; deeper filters are refused before any recursion limit.
 #: SQLite's parser overflows its stack ("parser stack overflow") at about 30 levels of
 #: alternating AND and OR in the compiled query (NOT adds none: store.search pushes it down).
@@ -76,7 +65,7 @@ def _text(value: Any) -> str | None:
         return None
 
 
-def translate(item: Any, schema: SourceSchema, depth: int = 0) -> Node:
+def translate(item: Any, schema: SourceSchema, depth: int = 0) -> q.Node:
     """The store filter equivalent to `item` for users of `schema`'s source.
 
     Raises:
@@ -87,11 +76,11 @@ def translate(item: Any, schema: SourceSchema, depth: int = 0) -> Node:
     if depth > MAX_DEPTH:
         raise FilterTooDeep
     if isinstance(item, pureldap.LDAPFilter_and):
-        return And(tuple(translate(i, schema, depth + 1) for i in item))
+        return q.And(tuple(translate(i, schema, depth + 1) for i in item))
     if isinstance(item, pureldap.LDAPFilter_or):
-        return Or(tuple(translate(i, schema, depth + 1) for i in item))
+        return q.Or(tuple(translate(i, schema, depth + 1) for i in item))
     if isinstance(item, pureldap.LDAPFilter_not):
-        return Not(translate(item.value, schema, depth + 1))
+        return q.Not(translate(item.value, schema, depth + 1))
     if isinstance(item, pureldap.LDAPFilter_present):
         return _present(_text(item) or "", schema)
     if isinstance(item, pureldap.LDAPFilter_substrings):
@@ -101,14 +90,14 @@ def translate(item: Any, schema: SourceSchema, depth: int = 0) -> Node:
     return UNDEFINED  # extensibleMatch and anything else
 
 
-def _present(name: str, schema: SourceSchema) -> Node:
+def _present(name: str, schema: SourceSchema) -> q.Node:
     if name.casefold() in ("objectclass", "entrydn"):
-        return Const(True)
+        return q.Const(True)
     attr = schema.attr(name)
-    return UNDEFINED if attr is None else Present(attr)
+    return UNDEFINED if attr is None else q.Present(attr)
 
 
-def _assertion(item: Any, schema: SourceSchema) -> Node:
+def _assertion(item: Any, schema: SourceSchema) -> q.Node:
     name = _text(item.attributeDesc) or ""
     value = _text(item.assertionValue)
     if value is None:
@@ -116,20 +105,20 @@ def _assertion(item: Any, schema: SourceSchema) -> Node:
     if name.casefold() == "objectclass":
         classes = {c.casefold() for c in schema.object_classes}
         if isinstance(item, pureldap.LDAPFilter_equalityMatch | pureldap.LDAPFilter_approxMatch):
-            return Const(value.casefold() in classes)
+            return q.Const(value.casefold() in classes)
         return UNDEFINED
     attr = schema.attr(name)
     if attr is None:
         return UNDEFINED
     if isinstance(item, pureldap.LDAPFilter_greaterOrEqual):
-        return GreaterOrEqual(attr, value)
+        return q.GreaterOrEqual(attr, value)
     if isinstance(item, pureldap.LDAPFilter_lessOrEqual):
-        return LessOrEqual(attr, value)
+        return q.LessOrEqual(attr, value)
     # equalityMatch, and approxMatch as equality (RFC 4511 §4.5.1.7.6 leaves the rule open).
-    return Equals(attr, value)
+    return q.Equals(attr, value)
 
 
-def _substrings(item: Any, schema: SourceSchema) -> Node:
+def _substrings(item: Any, schema: SourceSchema) -> q.Node:
     attr = schema.attr(_text(item.type) or "")
     if attr is None:
         return UNDEFINED
@@ -146,7 +135,7 @@ def _substrings(item: Any, schema: SourceSchema) -> Node:
             final = text
         else:
             middle.append(text)
-    return Substrings(attr, initial, tuple(middle), final)
+    return q.Substrings(attr, initial, tuple(middle), final)
 
 
 def login_values(item: Any, schema: SourceSchema) -> list[str]:

@@ -9,7 +9,7 @@ Attribute descriptions match case-insensitively (RFC 4512 §2.5).
 from dataclasses import dataclass, field
 
 from gateway.config import AdSource, LdapSource, SourceConfig
-from gateway.users.tree import Attr, Field
+from query.filter import Attr, Field
 
 #: Operational attributes (RFC 4512 §3.4): returned only when asked for by name or by "+".
 ENTRY_UUID = "entryUUID"  # RFC 4530; the gateway's id of the record

@@ -37,10 +37,11 @@ from gateway.config import Config
 from gateway.errors import IdgateError, NotFound, UpstreamError
 from gateway.outages import outage_of
 from gateway.users.names import dn_parts
-from gateway.users.tree import Container, DirectoryTree, Found, Node, Scope, Target
+from gateway.users.tree import Container, DirectoryTree, Found, Scope, Target
 from ldapproxy import entries, filters, wire
 from ldapproxy.codes import Code, bind_result, error_result, outage_result
 from ldapproxy.schema import SourceSchema, schema_of
+from query.filter import Node
 
 log = logging.getLogger("idgate.ldap")
 

@@ -1,4 +1,4 @@
-"""SCIM filters and sort keys (RFC 7644 §3.4.2.2, §3.4.2.3) in the store's neutral terms.
+"""SCIM filters and sort keys (RFC 7644 §3.4.2.2, §3.4.2.3) as neutral filters (`query.filter`).
 
 scim2-models parses a filter into a tree; this module walks it through an explicit allow-list
 of attributes (`USER_ATTRIBUTES`, `ADMIN_ATTRIBUTES`, `GROUP_ATTRIBUTES`). Each entry says
@@ -33,24 +33,7 @@ from scim2_models.path import (
 from scim2_models.path import Not as NotExpr
 from scim2_models.path import Present as PresentExpr
 
-from gateway.users.tree import (
-    And,
-    Attr,
-    Collection,
-    Equals,
-    Field,
-    Flag,
-    Greater,
-    GreaterOrEqual,
-    Less,
-    LessOrEqual,
-    Node,
-    Not,
-    Or,
-    Present,
-    Substrings,
-    Within,
-)
+from query import filter as q
 from scim.schemas import GATEWAY_SCHEMA
 
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:user"
@@ -80,7 +63,7 @@ class Kind(Enum):
 class Column:
     """A single-valued attribute the store keeps in a column (or a document string)."""
 
-    attr: Attr
+    attr: q.Attr
     kind: Kind = Kind.STRING
 
 
@@ -88,7 +71,7 @@ class Column:
 class Elements:
     """A multi-valued complex attribute: its members, and which of them are booleans."""
 
-    collection: Collection
+    collection: q.Collection
     members: Mapping[str, str]  # lower-cased name -> the member's own spelling
     booleans: frozenset[str] = frozenset()
     path: tuple[str, ...] = ()
@@ -104,12 +87,12 @@ Entry = Column | Elements
 
 
 def _document(*path: str) -> Column:
-    return Column(Attr(Field.DOCUMENT, path=path))
+    return Column(q.Attr(q.Field.DOCUMENT, path=path))
 
 
 def _document_array(name: str, members: tuple[str, ...], booleans: tuple[str, ...]) -> Elements:
     spelled = {m.casefold(): m for m in (*members, *booleans)}
-    return Elements(Collection.DOCUMENT, spelled, frozenset(booleans), (name,))
+    return Elements(q.Collection.DOCUMENT, spelled, frozenset(booleans), (name,))
 
 
 _DOCUMENT_STRINGS = (
@@ -131,22 +114,22 @@ _DOCUMENT_ARRAYS = {
 }
 
 _EMAILS = Elements(
-    Collection.EMAILS,
+    q.Collection.EMAILS,
     {"value": "value", "type": "type", "primary": "primary"},
     frozenset({"primary"}),
 )
 
 #: The user attributes a source's client may filter and sort on: (schema, attr, sub) -> entry.
 USER_ATTRIBUTES: dict[tuple[str, str, str | None], Entry] = {
-    (CORE_USER, "id", None): Column(Attr(Field.ID)),
-    (CORE_USER, "username", None): Column(Attr(Field.USER_NAME)),
-    (CORE_USER, "externalid", None): Column(Attr(Field.SCIM_EXTERNAL_ID)),
-    (CORE_USER, "displayname", None): Column(Attr(Field.DISPLAY_NAME)),
-    (CORE_USER, "name", "givenname"): Column(Attr(Field.GIVEN_NAME)),
-    (CORE_USER, "name", "familyname"): Column(Attr(Field.FAMILY_NAME)),
-    (CORE_USER, "active", None): Column(Attr(Field.SOURCE_STATUS), Kind.ACTIVE),
-    (CORE_USER, "meta", "created"): Column(Attr(Field.CREATED_AT), Kind.INSTANT),
-    (CORE_USER, "meta", "lastmodified"): Column(Attr(Field.UPDATED_AT), Kind.INSTANT),
+    (CORE_USER, "id", None): Column(q.Attr(q.Field.ID)),
+    (CORE_USER, "username", None): Column(q.Attr(q.Field.USER_NAME)),
+    (CORE_USER, "externalid", None): Column(q.Attr(q.Field.SCIM_EXTERNAL_ID)),
+    (CORE_USER, "displayname", None): Column(q.Attr(q.Field.DISPLAY_NAME)),
+    (CORE_USER, "name", "givenname"): Column(q.Attr(q.Field.GIVEN_NAME)),
+    (CORE_USER, "name", "familyname"): Column(q.Attr(q.Field.FAMILY_NAME)),
+    (CORE_USER, "active", None): Column(q.Attr(q.Field.SOURCE_STATUS), Kind.ACTIVE),
+    (CORE_USER, "meta", "created"): Column(q.Attr(q.Field.CREATED_AT), Kind.INSTANT),
+    (CORE_USER, "meta", "lastmodified"): Column(q.Attr(q.Field.UPDATED_AT), Kind.INSTANT),
     (CORE_USER, "emails", None): _EMAILS,
     **{(CORE_USER, n.casefold(), None): _document(n) for n in _DOCUMENT_STRINGS},
     **{(CORE_USER, "name", n.casefold()): _document("name", n) for n in _NAME_PARTS},
@@ -164,7 +147,7 @@ USER_ATTRIBUTES: dict[tuple[str, str, str | None], Entry] = {
 
 _GATEWAY = GATEWAY_SCHEMA.casefold()
 _PHONES = Elements(
-    Collection.PHONES,
+    q.Collection.PHONES,
     {"value": "value", "type": "type", "primary": "primary", "manual": "manual"},
     frozenset({"primary", "manual"}),
 )
@@ -174,26 +157,26 @@ _PHONES = Elements(
 ADMIN_ATTRIBUTES: dict[tuple[str, str, str | None], Entry] = {
     **USER_ATTRIBUTES,
     # Every source's users: `active` is the gateway's own status here, not the source's.
-    (CORE_USER, "active", None): Column(Attr(Field.STATUS), Kind.ACTIVE),
-    (_GATEWAY, "source", None): Column(Attr(Field.SOURCE)),
-    (_GATEWAY, "status", None): Column(Attr(Field.STATUS)),
-    (_GATEWAY, "disabledby", None): Column(Attr(Field.DISABLED_BY)),
-    (_GATEWAY, "reason", None): Column(Attr(Field.REASON)),
+    (CORE_USER, "active", None): Column(q.Attr(q.Field.STATUS), Kind.ACTIVE),
+    (_GATEWAY, "source", None): Column(q.Attr(q.Field.SOURCE)),
+    (_GATEWAY, "status", None): Column(q.Attr(q.Field.STATUS)),
+    (_GATEWAY, "disabledby", None): Column(q.Attr(q.Field.DISABLED_BY)),
+    (_GATEWAY, "reason", None): Column(q.Attr(q.Field.REASON)),
     (_GATEWAY, "pendingdeletionsince", None): Column(
-        Attr(Field.PENDING_DELETION_SINCE), Kind.INSTANT
+        q.Attr(q.Field.PENDING_DELETION_SINCE), Kind.INSTANT
     ),
-    (_GATEWAY, "lastsync", None): Column(Attr(Field.LAST_SYNC_AT), Kind.INSTANT),
-    (_GATEWAY, "lastauthentication", None): Column(Attr(Field.LAST_AUTH_AT), Kind.INSTANT),
+    (_GATEWAY, "lastsync", None): Column(q.Attr(q.Field.LAST_SYNC_AT), Kind.INSTANT),
+    (_GATEWAY, "lastauthentication", None): Column(q.Attr(q.Field.LAST_AUTH_AT), Kind.INSTANT),
     (_GATEWAY, "phones", None): _PHONES,
 }
 
 GROUP_ATTRIBUTES: dict[tuple[str, str, str | None], Entry] = {
-    (CORE_GROUP, "id", None): Column(Attr(Field.ID)),
-    (CORE_GROUP, "displayname", None): Column(Attr(Field.DISPLAY_NAME)),
-    (CORE_GROUP, "externalid", None): Column(Attr(Field.SCIM_EXTERNAL_ID)),
-    (CORE_GROUP, "meta", "created"): Column(Attr(Field.CREATED_AT), Kind.INSTANT),
-    (CORE_GROUP, "meta", "lastmodified"): Column(Attr(Field.UPDATED_AT), Kind.INSTANT),
-    (CORE_GROUP, "members", None): Elements(Collection.MEMBERS, {"value": "value"}),
+    (CORE_GROUP, "id", None): Column(q.Attr(q.Field.ID)),
+    (CORE_GROUP, "displayname", None): Column(q.Attr(q.Field.DISPLAY_NAME)),
+    (CORE_GROUP, "externalid", None): Column(q.Attr(q.Field.SCIM_EXTERNAL_ID)),
+    (CORE_GROUP, "meta", "created"): Column(q.Attr(q.Field.CREATED_AT), Kind.INSTANT),
+    (CORE_GROUP, "meta", "lastmodified"): Column(q.Attr(q.Field.UPDATED_AT), Kind.INSTANT),
+    (CORE_GROUP, "members", None): Elements(q.Collection.MEMBERS, {"value": "value"}),
 }
 
 
@@ -204,7 +187,7 @@ class Translator:
         self._attributes = attributes
         self._core = core
 
-    def filter(self, scim_filter: ScimFilter[Any]) -> Node:
+    def filter(self, scim_filter: ScimFilter[Any]) -> q.Node:
         """The store's filter for a parsed SCIM filter (its text, and its tree in `.ast`).
 
         Raises:
@@ -219,7 +202,7 @@ class Translator:
             raise InvalidFilterException(detail=f"a filter holds at most {MAX_TERMS} comparisons")
         return self._node(node, 0)
 
-    def sort(self, path: str) -> Attr:
+    def sort(self, path: str) -> q.Attr:
         """The store attribute a `sortBy` names (RFC 7644 §3.4.2.3).
 
         Raises:
@@ -237,21 +220,21 @@ class Translator:
 
     # -- the tree ---------------------------------------------------------------------------------
 
-    def _node(self, node: FilterNode, depth: int) -> Node:
+    def _node(self, node: FilterNode, depth: int) -> q.Node:
         if depth > MAX_DEPTH:
             raise InvalidFilterException(detail=f"the filter nests deeper than {MAX_DEPTH} levels")
         match node:
             case LogicalExpr(op=op, terms=terms):
                 items = tuple(self._node(term, depth + 1) for term in terms)
-                return And(items) if op is LogicalOperator.and_ else Or(items)
+                return q.And(items) if op is LogicalOperator.and_ else q.Or(items)
             case NotExpr(expr=expr):
-                return Not(self._node(expr, depth + 1))
+                return q.Not(self._node(expr, depth + 1))
             case PresentExpr(attr_path=path):
                 entry = self._entry(path)
                 if isinstance(entry, Elements):
                     member = entry.member(path.sub_attr or "value")
-                    return Within(entry.collection, _present(member, entry), entry.path)
-                return Present(entry.attr)
+                    return q.Within(entry.collection, _present(member, entry), entry.path)
+                return q.Present(entry.attr)
             case Comparison(attr_path=path, op=op, value=value):
                 entry = self._entry(path)
                 if isinstance(entry, Elements):
@@ -259,25 +242,27 @@ class Translator:
                     # (RFC 7644 §3.4.2.2: a complex multi-valued attribute compares its value).
                     member = entry.member(path.sub_attr or "value")
                     leaf = _element_comparison(entry, member, op, value)
-                    return Within(entry.collection, leaf, entry.path)
+                    return q.Within(entry.collection, leaf, entry.path)
                 return _comparison(entry, op, value)
             case ValuePath(attr_path=path, val_filter=inner):
                 entry = self._entry(path)
                 if not isinstance(entry, Elements):
                     raise InvalidFilterException(detail=f"{path} is not multi-valued")
-                return Within(entry.collection, self._element(entry, inner, depth + 1), entry.path)
+                return q.Within(
+                    entry.collection, self._element(entry, inner, depth + 1), entry.path
+                )
         raise InvalidFilterException(detail="unsupported filter expression")
 
-    def _element(self, elements: Elements, node: FilterNode, depth: int) -> Node:
+    def _element(self, elements: Elements, node: FilterNode, depth: int) -> q.Node:
         """A value filter's expression (`emails[type eq "work" and value co "@"]`)."""
         if depth > MAX_DEPTH:
             raise InvalidFilterException(detail=f"the filter nests deeper than {MAX_DEPTH} levels")
         match node:
             case LogicalExpr(op=op, terms=terms):
                 items = tuple(self._element(elements, term, depth + 1) for term in terms)
-                return And(items) if op is LogicalOperator.and_ else Or(items)
+                return q.And(items) if op is LogicalOperator.and_ else q.Or(items)
             case NotExpr(expr=expr):
-                return Not(self._element(elements, expr, depth + 1))
+                return q.Not(self._element(elements, expr, depth + 1))
             case PresentExpr(attr_path=path) if path.uri is None and path.sub_attr is None:
                 return _present(elements.member(path.attr), elements)
             case Comparison(attr_path=path, op=op, value=value) if (
@@ -313,65 +298,65 @@ def _terms(node: FilterNode, depth: int) -> int:
     return 1
 
 
-def _present(member: str, elements: Elements) -> Node:
-    attr = Attr(Field.ELEMENT, path=(member,))
+def _present(member: str, elements: Elements) -> q.Node:
+    attr = q.Attr(q.Field.ELEMENT, path=(member,))
     if member in elements.booleans:
-        return Or((Flag(attr, True), Flag(attr, False)))
-    return Present(attr)
+        return q.Or((q.Flag(attr, True), q.Flag(attr, False)))
+    return q.Present(attr)
 
 
-_STRING_OPS: dict[CompareOperator, type[Greater | GreaterOrEqual | Less | LessOrEqual]] = {
-    CompareOperator.gt: Greater,
-    CompareOperator.ge: GreaterOrEqual,
-    CompareOperator.lt: Less,
-    CompareOperator.le: LessOrEqual,
+_STRING_OPS: dict[CompareOperator, type[q.Greater | q.GreaterOrEqual | q.Less | q.LessOrEqual]] = {
+    CompareOperator.gt: q.Greater,
+    CompareOperator.ge: q.GreaterOrEqual,
+    CompareOperator.lt: q.Less,
+    CompareOperator.le: q.LessOrEqual,
 }
 
 
-def _comparison(entry: Column, op: CompareOperator, value: Any) -> Node:
+def _comparison(entry: Column, op: CompareOperator, value: Any) -> q.Node:
     if entry.kind is Kind.ACTIVE:
         if not isinstance(value, bool) or op not in (CompareOperator.eq, CompareOperator.ne):
             raise InvalidFilterException(detail="active compares with eq or ne to true or false")
-        enabled = Equals(
-            entry.attr, "enabled" if entry.attr.field is Field.SOURCE_STATUS else "active"
+        enabled = q.Equals(
+            entry.attr, "enabled" if entry.attr.field is q.Field.SOURCE_STATUS else "active"
         )
-        return enabled if (value is True) == (op is CompareOperator.eq) else Not(enabled)
+        return enabled if (value is True) == (op is CompareOperator.eq) else q.Not(enabled)
     return _string_comparison(entry.attr, op, value, instant=entry.kind is Kind.INSTANT)
 
 
-def _element_comparison(elements: Elements, member: str, op: CompareOperator, value: Any) -> Node:
-    attr = Attr(Field.ELEMENT, path=(member,))
+def _element_comparison(elements: Elements, member: str, op: CompareOperator, value: Any) -> q.Node:
+    attr = q.Attr(q.Field.ELEMENT, path=(member,))
     if member in elements.booleans:
         if not isinstance(value, bool) or op not in (CompareOperator.eq, CompareOperator.ne):
             raise InvalidFilterException(detail=f"{member} compares with eq or ne to a boolean")
-        return Flag(attr, value) if op is CompareOperator.eq else Not(Flag(attr, value))
+        return q.Flag(attr, value) if op is CompareOperator.eq else q.Not(q.Flag(attr, value))
     return _string_comparison(attr, op, value, instant=False)
 
 
-def _string_comparison(attr: Attr, op: CompareOperator, value: Any, *, instant: bool) -> Node:
+def _string_comparison(attr: q.Attr, op: CompareOperator, value: Any, *, instant: bool) -> q.Node:
     if value is None:
         # RFC 7644 §3.4.2.2 has `pr` for presence; `eq null` is read as its negation.
         if op is CompareOperator.eq:
-            return Not(Present(attr))
+            return q.Not(q.Present(attr))
         if op is CompareOperator.ne:
-            return Present(attr)
+            return q.Present(attr)
         raise InvalidFilterException(detail=f"{op.value} does not compare with null")
     if not isinstance(value, str):
         raise InvalidFilterException(detail="this attribute compares with a string")
     if op is CompareOperator.eq:
-        return Equals(attr, value)
+        return q.Equals(attr, value)
     if op is CompareOperator.ne:
-        return Not(Equals(attr, value))
+        return q.Not(q.Equals(attr, value))
     if op in _STRING_OPS:
         return _STRING_OPS[op](attr, value)
     if instant:
         raise InvalidFilterException(detail=f"{op.value} does not apply to a date-time")
     if op is CompareOperator.co:
-        return Substrings(attr, None, (value,), None)
+        return q.Substrings(attr, None, (value,), None)
     if op is CompareOperator.sw:
-        return Substrings(attr, value, (), None)
+        return q.Substrings(attr, value, (), None)
     if op is CompareOperator.ew:
-        return Substrings(attr, None, (), value)
+        return q.Substrings(attr, None, (), value)
     raise InvalidFilterException(detail=f"unsupported operator {op.value}")
 
 

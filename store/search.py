@@ -1,17 +1,13 @@
-"""A neutral filter on users and groups, and its compilation to SQL.
+"""The neutral filter (`query.filter`) compiled to SQL, and the searches that run it.
 
-The LDAP front translates its RFC 4515 filters, and the SCIM front its RFC 7644 §3.4.2.2
-filters, into the nodes below. `where_clause` (users) and `group_where_clause` (groups) turn
-them into SQLAlchemy boolean expressions in which every client value is a bound parameter;
-`search_users`, `search_page` and `search_groups_page` run them. No protocol library is
-imported here.
+`where_clause` (users) and `group_where_clause` (groups) turn a filter into SQLAlchemy boolean
+expressions in which every client value is a bound parameter; `search_users`, `search_page`
+and `search_groups_page` run them. No protocol library is imported here.
 
-Logic is three-valued, as in RFC 4511 §4.5.1.7: a filter item is TRUE, FALSE or Undefined.
-Undefined is SQL NULL, so SQL's AND, OR and NOT give LDAP's answers unchanged (NOT is pushed
-down to the leaves by De Morgan's laws, which hold in three-valued logic too). Every leaf is
-TRUE or FALSE, never NULL, even when the attribute is absent: `Not(Equals(display_name, "x"))`
-matches a user without a display name. `And(())` is TRUE and `Or(())` FALSE (RFC 4526). A
-`Within` is TRUE or FALSE too: some element passes its item, or none does.
+The filter's three-valued logic (RFC 4511 §4.5.1.7) maps onto SQL's: Undefined is SQL NULL, so
+SQL's AND, OR and NOT give LDAP's answers unchanged (NOT is pushed down to the leaves by De
+Morgan's laws, which hold in three-valued logic too). Every leaf is guarded to be TRUE or
+FALSE, never NULL, even when the attribute is absent.
 
 Matching follows RFC 4517 caseIgnoreMatch for every string field except the identifiers, the
 DN key and the status columns, which compare exactly. Folding is Unicode case folding
@@ -37,9 +33,8 @@ collection the table does not have.
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import Enum, StrEnum
+from enum import Enum
 from typing import Any, ClassVar, TypeAlias, TypeVar
 
 from sqlalchemy import (
@@ -65,190 +60,15 @@ from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.interfaces import ORMOption
 from sqlalchemy.sql.functions import Function
 
+from query import filter as q
+
+# Transitional: gateway.users.provisioning still imports these three from here. Once it
+# imports them from query.filter, delete these lines; nothing else imports nodes from here.
+from query.filter import And as And
+from query.filter import Attr as Attr
+from query.filter import Node as Node
 from store.db import FOLD_FUNCTION
 from store.models import Group, GroupMember, PhoneNumber, Source, User
-
-
-class Field(StrEnum):
-    """A user attribute a filter can test; the comments say how it is matched."""
-
-    ID = "id"  # users.id, exact
-    SOURCE = "source"  # users.source_id, exact
-    EXTERNAL_ID = "external_id"  # exact
-    USER_NAME = "user_name"  # users.user_name_key against value.strip().casefold()
-    UPN = "upn"  # users.upn_key, likewise
-    DN = "dn"  # users.dn_key against a key the caller computed (gateway.users.names.dn_key), exact
-    DISPLAY_NAME = "display_name"
-    GIVEN_NAME = "given_name"
-    FAMILY_NAME = "family_name"
-    CN = "cn"  # coalesce(display_name, user_name)
-    EMAIL = "email"  # each users.emails[*].value
-    GROUP = "group"  # each users.groups[*]
-    POLICY = "policy"  # each users.policy[Attr.name][*]
-    SMS_PHONE = "sms_phone"  # each visible phone_numbers row of kind 'sms'
-    VOICE_PHONE = "voice_phone"  # likewise, kind 'voice'
-    STATUS = "status"  # users.status, exact
-    REASON = "reason"  # users.reason, exact
-    SCIM_EXTERNAL_ID = "scim_external_id"  # a SCIM client's externalId, exact (caseExact)
-    SOURCE_STATUS = "source_status"  # exact
-    DISABLED_BY = "disabled_by"  # exact
-    # Instants: the assertion value is an ISO 8601 date-time with an offset (RFC 3339).
-    CREATED_AT = "created_at"
-    UPDATED_AT = "updated_at"
-    LAST_SYNC_AT = "last_sync_at"
-    LAST_AUTH_AT = "last_auth_at"
-    PENDING_DELETION_SINCE = "pending_deletion_since"
-    #: A string in users.scim_document at `Attr.path` (keys from top level down), folded.
-    DOCUMENT = "document"
-    #: Inside `Within` only: the element's member `Attr.path[0]` (a string, folded).
-    ELEMENT = "element"
-
-
-@dataclass(frozen=True)
-class Attr:
-    """A field; `name` is the policy attribute's name (exactly as stored) for POLICY only.
-
-    Raises:
-        ValueError: a POLICY without a name, or a name on any other field.
-    """
-
-    field: Field
-    name: str | None = None
-    #: For DOCUMENT and ELEMENT: the JSON keys to the value.
-    path: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        if (self.field is Field.POLICY) != (self.name is not None):
-            raise ValueError("Attr.name is required for POLICY and allowed for nothing else")
-        if (self.field in (Field.DOCUMENT, Field.ELEMENT)) != bool(self.path):
-            raise ValueError("Attr.path is required for DOCUMENT and ELEMENT, and only there")
-
-
-@dataclass(frozen=True)
-class Equals:
-    attr: Attr
-    value: str
-
-
-@dataclass(frozen=True)
-class GreaterOrEqual:
-    attr: Attr
-    value: str
-
-
-@dataclass(frozen=True)
-class LessOrEqual:
-    attr: Attr
-    value: str
-
-
-@dataclass(frozen=True)
-class Greater:
-    """Strictly greater (SCIM `gt`, RFC 7644 §3.4.2.2); LDAP has only >=."""
-
-    attr: Attr
-    value: str
-
-
-@dataclass(frozen=True)
-class Less:
-    attr: Attr
-    value: str
-
-
-@dataclass(frozen=True)
-class Flag:
-    """A boolean member of an element (`emails[primary eq true]`), inside `Within` only:
-    TRUE when the member is the JSON boolean `value`."""
-
-    attr: Attr
-    value: bool
-
-
-class Collection(StrEnum):
-    """A multi-valued complex attribute whose elements `Within` tests one at a time."""
-
-    EMAILS = "emails"  # users.emails: members value, type, primary
-    PHONES = "phones"  # visible phone_numbers rows: value (number), type (kind), primary
-    #                    (position 0), manual
-    DOCUMENT = "document"  # a JSON array in users.scim_document at `Within.path`
-    MEMBERS = "members"  # groups only: group_members rows: value (user_id)
-
-
-@dataclass(frozen=True)
-class Within:
-    """RFC 7644 §3.4.2.2 value filter `attr[item]`: TRUE when one element passes `item`,
-    whose leaves name the element's members as `Attr(Field.ELEMENT, path=(member,))`."""
-
-    collection: Collection
-    item: "Node"
-    path: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Present:
-    attr: Attr
-
-
-@dataclass(frozen=True)
-class Substrings:
-    """RFC 4511 §4.5.1.7.2: `initial`, then each of `any` in order, then `final`."""
-
-    attr: Attr
-    initial: str | None
-    any: tuple[str, ...]
-    final: str | None
-
-
-@dataclass(frozen=True)
-class DnSuffix:
-    """Users whose dn_key is `key` or ends with "," + `key`: a narrowing for subtree scopes.
-
-    It may keep users outside the subtree (a key's escaped comma looks like a separator), never
-    drops one inside it: the caller checks the scope exactly on what it gets back.
-    """
-
-    key: str
-
-
-@dataclass(frozen=True)
-class And:
-    items: tuple["Node", ...]
-
-
-@dataclass(frozen=True)
-class Or:
-    items: tuple["Node", ...]
-
-
-@dataclass(frozen=True)
-class Not:
-    item: "Node"
-
-
-@dataclass(frozen=True)
-class Const:
-    """TRUE, FALSE, or None for Undefined (RFC 4511 §4.5.1.7, e.g. an unknown attribute)."""
-
-    value: bool | None
-
-
-Node: TypeAlias = (
-    Equals
-    | GreaterOrEqual
-    | LessOrEqual
-    | Greater
-    | Less
-    | Present
-    | Substrings
-    | DnSuffix
-    | And
-    | Or
-    | Not
-    | Const
-    | Flag
-    | Within
-)
 
 
 class _Match(Enum):
@@ -260,41 +80,41 @@ class _Match(Enum):
 #: A single-valued string column and how it matches.
 _Column: TypeAlias = tuple[Any, _Match]
 
-_USER_COLUMNS: dict[Field, _Column] = {
-    Field.ID: (User.id, _Match.EXACT),
-    Field.SOURCE: (User.source_id, _Match.EXACT),
-    Field.EXTERNAL_ID: (User.external_id, _Match.EXACT),
-    Field.DN: (User.dn_key, _Match.EXACT),
-    Field.STATUS: (User.status, _Match.EXACT),
-    Field.REASON: (User.reason, _Match.EXACT),
-    Field.SCIM_EXTERNAL_ID: (User.scim_external_id, _Match.EXACT),
-    Field.SOURCE_STATUS: (User.source_status, _Match.EXACT),
-    Field.DISABLED_BY: (User.disabled_by, _Match.EXACT),
-    Field.USER_NAME: (User.user_name_key, _Match.KEY),
-    Field.UPN: (User.upn_key, _Match.KEY),
-    Field.DISPLAY_NAME: (User.display_name, _Match.FOLD),
-    Field.GIVEN_NAME: (User.given_name, _Match.FOLD),
-    Field.FAMILY_NAME: (User.family_name, _Match.FOLD),
-    Field.CN: (func.coalesce(User.display_name, User.user_name), _Match.FOLD),
+_USER_COLUMNS: dict[q.Field, _Column] = {
+    q.Field.ID: (User.id, _Match.EXACT),
+    q.Field.SOURCE: (User.source_id, _Match.EXACT),
+    q.Field.EXTERNAL_ID: (User.external_id, _Match.EXACT),
+    q.Field.DN: (User.dn_key, _Match.EXACT),
+    q.Field.STATUS: (User.status, _Match.EXACT),
+    q.Field.REASON: (User.reason, _Match.EXACT),
+    q.Field.SCIM_EXTERNAL_ID: (User.scim_external_id, _Match.EXACT),
+    q.Field.SOURCE_STATUS: (User.source_status, _Match.EXACT),
+    q.Field.DISABLED_BY: (User.disabled_by, _Match.EXACT),
+    q.Field.USER_NAME: (User.user_name_key, _Match.KEY),
+    q.Field.UPN: (User.upn_key, _Match.KEY),
+    q.Field.DISPLAY_NAME: (User.display_name, _Match.FOLD),
+    q.Field.GIVEN_NAME: (User.given_name, _Match.FOLD),
+    q.Field.FAMILY_NAME: (User.family_name, _Match.FOLD),
+    q.Field.CN: (func.coalesce(User.display_name, User.user_name), _Match.FOLD),
 }
-_USER_INSTANTS: dict[Field, Any] = {
-    Field.CREATED_AT: User.created_at,
-    Field.UPDATED_AT: User.updated_at,
-    Field.LAST_SYNC_AT: User.last_sync_at,
-    Field.LAST_AUTH_AT: User.last_auth_at,
-    Field.PENDING_DELETION_SINCE: User.pending_deletion_since,
+_USER_INSTANTS: dict[q.Field, Any] = {
+    q.Field.CREATED_AT: User.created_at,
+    q.Field.UPDATED_AT: User.updated_at,
+    q.Field.LAST_SYNC_AT: User.last_sync_at,
+    q.Field.LAST_AUTH_AT: User.last_auth_at,
+    q.Field.PENDING_DELETION_SINCE: User.pending_deletion_since,
 }
-_GROUP_COLUMNS: dict[Field, _Column] = {
-    Field.ID: (Group.id, _Match.EXACT),
-    Field.SOURCE: (Group.source_id, _Match.EXACT),
-    Field.DISPLAY_NAME: (Group.display_name_key, _Match.KEY),
-    Field.SCIM_EXTERNAL_ID: (Group.scim_external_id, _Match.EXACT),
+_GROUP_COLUMNS: dict[q.Field, _Column] = {
+    q.Field.ID: (Group.id, _Match.EXACT),
+    q.Field.SOURCE: (Group.source_id, _Match.EXACT),
+    q.Field.DISPLAY_NAME: (Group.display_name_key, _Match.KEY),
+    q.Field.SCIM_EXTERNAL_ID: (Group.scim_external_id, _Match.EXACT),
 }
-_GROUP_INSTANTS: dict[Field, Any] = {
-    Field.CREATED_AT: Group.created_at,
-    Field.UPDATED_AT: Group.updated_at,
+_GROUP_INSTANTS: dict[q.Field, Any] = {
+    q.Field.CREATED_AT: Group.created_at,
+    q.Field.UPDATED_AT: Group.updated_at,
 }
-_PHONE_KINDS = {Field.SMS_PHONE: "sms", Field.VOICE_PHONE: "voice"}
+_PHONE_KINDS = {q.Field.SMS_PHONE: "sms", q.Field.VOICE_PHONE: "voice"}
 
 # LIKE patterns escape their wildcards with this character, and it with itself.
 _LIKE_ESCAPE = "/"
@@ -322,7 +142,7 @@ _Operator: TypeAlias = Callable[[Any, Any], ColumnElement[bool]]
 _Row = TypeVar("_Row", User, Group)
 
 
-def where_clause(node: Node, dialect: str) -> ColumnElement[bool]:
+def where_clause(node: q.Node, dialect: str) -> ColumnElement[bool]:
     """Compile a filter to a boolean expression on `users`, client values as bound parameters.
 
     Args:
@@ -338,7 +158,7 @@ def where_clause(node: Node, dialect: str) -> ColumnElement[bool]:
     return _Compiler(_checked(dialect)).compile(node)
 
 
-def group_where_clause(node: Node, dialect: str) -> ColumnElement[bool]:
+def group_where_clause(node: q.Node, dialect: str) -> ColumnElement[bool]:
     """Compile a filter to a boolean expression on `groups`, like `where_clause`.
 
     Groups have the fields ID, SOURCE, DISPLAY_NAME (display_name_key, folded like USER_NAME),
@@ -375,7 +195,7 @@ def search_page(
     session: Session,
     where: ColumnElement[bool],
     *,
-    order: Attr | None,
+    order: q.Attr | None,
     descending: bool,
     offset: int,
     limit: int,
@@ -411,7 +231,7 @@ def search_groups_page(
     session: Session,
     where: ColumnElement[bool],
     *,
-    order: Attr | None,
+    order: q.Attr | None,
     descending: bool,
     offset: int,
     limit: int,
@@ -606,29 +426,29 @@ class _Compiler:
     """
 
     table: ClassVar[str] = "users"
-    columns: ClassVar[Mapping[Field, _Column]] = _USER_COLUMNS
-    instants: ClassVar[Mapping[Field, Any]] = _USER_INSTANTS
+    columns: ClassVar[Mapping[q.Field, _Column]] = _USER_COLUMNS
+    instants: ClassVar[Mapping[q.Field, Any]] = _USER_INSTANTS
     entity: ClassVar[type[User] | type[Group]] = User
     #: Fields with a (source_id, field) index (models.User.__table_args__).
-    source_keyed: ClassVar[frozenset[Field]] = frozenset(
-        (Field.USER_NAME, Field.UPN, Field.DN, Field.EXTERNAL_ID, Field.SCIM_EXTERNAL_ID)
+    source_keyed: ClassVar[frozenset[q.Field]] = frozenset(
+        (q.Field.USER_NAME, q.Field.UPN, q.Field.DN, q.Field.EXTERNAL_ID, q.Field.SCIM_EXTERNAL_ID)
     )
-    orderable: ClassVar[frozenset[Field]] = frozenset(
+    orderable: ClassVar[frozenset[q.Field]] = frozenset(
         (
-            Field.ID,
-            Field.SOURCE,
-            Field.EXTERNAL_ID,
-            Field.USER_NAME,
-            Field.DISPLAY_NAME,
-            Field.GIVEN_NAME,
-            Field.FAMILY_NAME,
-            Field.SCIM_EXTERNAL_ID,
-            Field.STATUS,
-            Field.REASON,
-            Field.SOURCE_STATUS,
-            Field.DISABLED_BY,
+            q.Field.ID,
+            q.Field.SOURCE,
+            q.Field.EXTERNAL_ID,
+            q.Field.USER_NAME,
+            q.Field.DISPLAY_NAME,
+            q.Field.GIVEN_NAME,
+            q.Field.FAMILY_NAME,
+            q.Field.SCIM_EXTERNAL_ID,
+            q.Field.STATUS,
+            q.Field.REASON,
+            q.Field.SOURCE_STATUS,
+            q.Field.DISABLED_BY,
             *_USER_INSTANTS,
-            Field.DOCUMENT,
+            q.Field.DOCUMENT,
         )
     )
 
@@ -637,61 +457,61 @@ class _Compiler:
         self.sqlite = dialect == "sqlite"
         self.element = element
 
-    def compile(self, node: Node) -> ColumnElement[bool]:
+    def compile(self, node: q.Node) -> ColumnElement[bool]:
         match node:
-            case And(items):
+            case q.And(items):
                 return and_(true(), *(self.compile(item) for item in items))
-            case Or(items):
+            case q.Or(items):
                 return or_(false(), *(self.compile(item) for item in items))
-            case Not(item):
+            case q.Not(item):
                 return self._negated(item)
-            case Const(truth):
+            case q.Const(truth):
                 if truth is None:
                     return cast(null(), Boolean)
                 return true() if truth else false()
-            case DnSuffix(key):
+            case q.DnSuffix(key):
                 return self._dn_suffix(key)
-            case Equals(attr, text):
+            case q.Equals(attr, text):
                 return self._by_source(attr, self._compare(attr, text, _eq, ordered=False))
-            case Greater(attr, text):
+            case q.Greater(attr, text):
                 return self._compare(attr, text, _gt, ordered=True)
-            case GreaterOrEqual(attr, text):
+            case q.GreaterOrEqual(attr, text):
                 return self._compare(attr, text, _ge, ordered=True)
-            case Less(attr, text):
+            case q.Less(attr, text):
                 return self._compare(attr, text, _lt, ordered=True)
-            case LessOrEqual(attr, text):
+            case q.LessOrEqual(attr, text):
                 return self._compare(attr, text, _le, ordered=True)
-            case Present(attr):
+            case q.Present(attr):
                 return self._present(attr)
-            case Substrings(attr, initial, any_, final):
+            case q.Substrings(attr, initial, any_, final):
                 if attr.field in self.instants:
                     raise ValueError(
                         f"{attr.field.value} is a date-time: compare it with eq, gt, ge, lt, le"
                         " or pr, not with a substring"
                     )
                 return self._leaf(attr, lambda v, m: self._substrings(v, m, initial, any_, final))
-            case Flag(attr, value):
+            case q.Flag(attr, value):
                 return self._element_of(attr).flag(_member(attr), value)
-            case Within():
+            case q.Within():
                 return self._within(node)
         raise TypeError(f"not a filter node: {node!r}")
 
-    def _negated(self, node: Node) -> ColumnElement[bool]:
+    def _negated(self, node: q.Node) -> ColumnElement[bool]:
         """NOT `node`, pushed down to the leaves: De Morgan's laws and double negation hold in
         three-valued logic too, and SQLite's parser overflows its stack on NOT ( ... ) nested
         a few dozen deep ("parser stack overflow")."""
         match node:
-            case Not(item):
+            case q.Not(item):
                 return self.compile(item)
-            case And(items):
+            case q.And(items):
                 return or_(false(), *(self._negated(item) for item in items))
-            case Or(items):
+            case q.Or(items):
                 return and_(true(), *(self._negated(item) for item in items))
-            case Const(truth):
-                return self.compile(Const(None if truth is None else not truth))
+            case q.Const(truth):
+                return self.compile(q.Const(None if truth is None else not truth))
         return not_(self.compile(node))
 
-    def sort_key(self, attr: Attr) -> ColumnElement[Any]:
+    def sort_key(self, attr: q.Attr) -> ColumnElement[Any]:
         """The ORDER BY expression for `attr`: NULL where there is no value (`_page`).
 
         Strings sort in code point order on both backends; caseIgnore ones folded, caseExact
@@ -707,7 +527,7 @@ class _Compiler:
         if field in self.instants:
             instant: ColumnElement[Any] = self.instants[field]
             return instant
-        if field is Field.DOCUMENT:
+        if field is q.Field.DOCUMENT:
             value = self._fold(self._document_string(attr.path))
         else:
             column_, match = self.columns[field]
@@ -718,7 +538,7 @@ class _Compiler:
     # -- leaves ---------------------------------------------------------------------------------
 
     def _compare(
-        self, attr: Attr, text: str, op: _Operator, *, ordered: bool
+        self, attr: q.Attr, text: str, op: _Operator, *, ordered: bool
     ) -> ColumnElement[bool]:
         instant = self.instants.get(attr.field)
         if instant is not None:
@@ -738,7 +558,7 @@ class _Compiler:
             op, assertion = _BEFORE_NUL[op], assertion[: assertion.index(NUL)]
         return op(self._ordered(value) if ordered else value, assertion)
 
-    def _by_source(self, attr: Attr, leaf: ColumnElement[bool]) -> ColumnElement[bool]:
+    def _by_source(self, attr: q.Attr, leaf: ColumnElement[bool]) -> ColumnElement[bool]:
         """An equality on a column indexed as (source_id, column), with the always-TRUE
         `source_id IN (SELECT id FROM sources)` (source_id is a NOT NULL foreign key): a
         filter such as SCIM's `userName eq "x"` names no source, and this lets both backends
@@ -747,7 +567,7 @@ class _Compiler:
             return leaf
         return and_(self.entity.source_id.in_(select(Source.id)), leaf)
 
-    def _present(self, attr: Attr) -> ColumnElement[bool]:
+    def _present(self, attr: q.Attr) -> ColumnElement[bool]:
         instant = self.instants.get(attr.field)
         if instant is not None:
             present: ColumnElement[bool] = instant.is_not(None)
@@ -755,18 +575,18 @@ class _Compiler:
         # An empty string is no value: DirectoryString is 1*UTF8 (RFC 4517 §3.3.6), and SCIM's
         # "pr" wants a non-empty value (RFC 7644 §3.4.2.2).
         present = self._leaf(attr, lambda v, _m: v != "")
-        if attr.field is Field.ELEMENT:
+        if attr.field is q.Field.ELEMENT:
             # A boolean member has a value too: `emails[primary pr]`.
             return or_(present, self._element_of(attr).is_boolean(_member(attr)))
         return present
 
-    def _leaf(self, attr: Attr, test: _Test) -> ColumnElement[bool]:
+    def _leaf(self, attr: q.Attr, test: _Test) -> ColumnElement[bool]:
         """Apply `test` to the attribute's value, or to each of its values (EXISTS).
 
         The IS NOT NULL guard makes the leaf FALSE, not NULL, when the value is absent.
         """
         field = attr.field
-        if field is Field.ELEMENT:
+        if field is q.Field.ELEMENT:
             found = self._element_of(attr).string(_member(attr))
             if found is None:
                 return false()
@@ -781,9 +601,9 @@ class _Compiler:
             value.is_not(None), test(self._fold(value) if match is _Match.FOLD else value, match)
         )
 
-    def _other_leaf(self, attr: Attr, test: _Test) -> ColumnElement[bool]:
+    def _other_leaf(self, attr: q.Attr, test: _Test) -> ColumnElement[bool]:
         """The fields other than single-valued columns: the document and multi-valued ones."""
-        if attr.field is Field.DOCUMENT:
+        if attr.field is q.Field.DOCUMENT:
             value = self._document_string(attr.path)
             return and_(value.is_not(None), test(self._fold(value), _Match.FOLD))
         return self._any_element(attr, test)
@@ -812,22 +632,22 @@ class _Compiler:
 
     # -- value filters (RFC 7644 §3.4.2.2 valuePath) --------------------------------------------
 
-    def _within(self, node: Within) -> ColumnElement[bool]:
+    def _within(self, node: q.Within) -> ColumnElement[bool]:
         if self.element is not None:
             # valFilter is built of attrExp, never of another valuePath (RFC 7644 §3.4.2.2).
             raise ValueError("a value filter cannot contain another value filter")
-        if (node.collection is Collection.DOCUMENT) != bool(node.path):
+        if (node.collection is q.Collection.DOCUMENT) != bool(node.path):
             raise ValueError("Within.path is required for Collection.DOCUMENT, and only there")
         element = self._elements(node.collection, node.path)
         inner = type(self)(self.dialect, element)
         return element.exists(inner.compile(node.item))
 
-    def _elements(self, collection: Collection, path: tuple[str, ...]) -> _Elements:
-        if collection is Collection.EMAILS:
+    def _elements(self, collection: q.Collection, path: tuple[str, ...]) -> _Elements:
+        if collection is q.Collection.EMAILS:
             return _JsonElements(self.sqlite, User.emails, ())
-        if collection is Collection.DOCUMENT:
+        if collection is q.Collection.DOCUMENT:
             return _JsonElements(self.sqlite, User.scim_document, _json_keys(path))
-        if collection is Collection.PHONES:
+        if collection is q.Collection.PHONES:
             position = PhoneNumber.position
             return _RowElements(
                 # An empty number is an administrator's tombstone: hidden (models.PhoneNumber).
@@ -843,14 +663,14 @@ class _Compiler:
             )
         raise ValueError(f"{self.table} have no {collection.value} to filter on")
 
-    def _element_of(self, attr: Attr) -> _Elements:
-        if attr.field is not Field.ELEMENT:
+    def _element_of(self, attr: q.Attr) -> _Elements:
+        if attr.field is not q.Field.ELEMENT:
             raise ValueError("a Flag tests an element member (Field.ELEMENT) only")
         if self.element is None:
             raise ValueError("an element member can be tested inside a value filter only")
         return self.element
 
-    def _any_element(self, attr: Attr, test: _Test) -> ColumnElement[bool]:
+    def _any_element(self, attr: q.Attr, test: _Test) -> ColumnElement[bool]:
         """EXISTS one value of a multi-valued field that passes `test` (compared folded)."""
         field = attr.field
         if field in _PHONE_KINDS:
@@ -862,13 +682,13 @@ class _Compiler:
                 number != "",
                 test(self._fold(number), _Match.FOLD),
             )
-        if field is Field.EMAIL:
+        if field is q.Field.EMAIL:
             elements = self._json_elements(User.emails, as_text=False)
             value: ColumnElement[str] = elements.c.value["value"].as_string()
-        elif field is Field.GROUP:
+        elif field is q.Field.GROUP:
             elements = self._json_elements(User.groups, as_text=True)
             value = elements.c.value
-        elif field is Field.POLICY and attr.name is not None:
+        elif field is q.Field.POLICY and attr.name is not None:
             return self._any_policy_value(attr.name, test)
         else:  # pragma: no cover - every Field is handled above
             raise TypeError(f"no compilation for {attr!r}")
@@ -994,19 +814,25 @@ class _GroupCompiler(_Compiler):
     columns = _GROUP_COLUMNS
     instants = _GROUP_INSTANTS
     entity = Group
-    source_keyed = frozenset((Field.DISPLAY_NAME,))  # unique (source_id, display_name_key)
+    source_keyed = frozenset((q.Field.DISPLAY_NAME,))  # unique (source_id, display_name_key)
     orderable = frozenset(
-        (Field.ID, Field.DISPLAY_NAME, Field.SCIM_EXTERNAL_ID, Field.CREATED_AT, Field.UPDATED_AT)
+        (
+            q.Field.ID,
+            q.Field.DISPLAY_NAME,
+            q.Field.SCIM_EXTERNAL_ID,
+            q.Field.CREATED_AT,
+            q.Field.UPDATED_AT,
+        )
     )
 
-    def _other_leaf(self, attr: Attr, test: _Test) -> ColumnElement[bool]:
+    def _other_leaf(self, attr: q.Attr, test: _Test) -> ColumnElement[bool]:
         raise ValueError(f"groups have no {attr.field.value} to filter on")
 
     def _dn_suffix(self, key: str) -> ColumnElement[bool]:
         raise ValueError("groups have no DN to filter on")
 
-    def _elements(self, collection: Collection, path: tuple[str, ...]) -> _Elements:
-        if collection is not Collection.MEMBERS:
+    def _elements(self, collection: q.Collection, path: tuple[str, ...]) -> _Elements:
+        if collection is not q.Collection.MEMBERS:
             raise ValueError(f"groups have no {collection.value} to filter on")
         return _RowElements(
             where=(GroupMember.group_id == Group.id,),
@@ -1081,7 +907,7 @@ def _json_keys(path: tuple[str, ...]) -> tuple[str, ...]:
     return path
 
 
-def _member(attr: Attr) -> str:
+def _member(attr: q.Attr) -> str:
     """The member an ELEMENT attribute names: one key (a sub-attribute has no sub-attributes,
     RFC 7643 §2.3.8)."""
     if len(attr.path) != 1:

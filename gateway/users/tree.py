@@ -9,8 +9,9 @@ The tree the LDAP front serves:
 
 `DirectoryTree.plan(base, scope)` says which sources a search reaches and how; the front
 translates its filter for each of them (attribute names differ per source) and
-`DirectoryTree.search` runs them all as one keyset-paged query. Filters arrive as the store's
-neutral filter nodes (`store.search`), so nothing of the client's text reaches SQL.
+`DirectoryTree.search` runs them all as one keyset-paged query. Filters arrive as neutral
+filter nodes (`query.filter`), which the store compiles, so nothing of the client's text
+reaches SQL.
 """
 
 from collections.abc import Iterator, Sequence
@@ -20,36 +21,9 @@ from enum import IntEnum
 from gateway.config import AdSource, Config, LdapSource, SourceConfig
 from gateway.users.names import dn_parts, member_dn, parts_key
 from gateway.users.records import UserView, view_of
+from query.filter import And, Attr, Const, DnSuffix, Equals, Field, Node, Or
 from store import search as store_search
 from store.db import Store
-from store.search import (
-    And,
-    Attr,
-    Collection,
-    Const,
-    DnSuffix,
-    Equals,
-    Field,
-    Flag,
-    Greater,
-    GreaterOrEqual,
-    Less,
-    LessOrEqual,
-    Node,
-    Not,
-    Or,
-    Present,
-    Substrings,
-    Within,
-)
-
-# The neutral filter language the fronts build (LDAP's RFC 4515 filters, SCIM's RFC 7644
-# ones), re-exported here once so fronts need not import the store.
-__all__ = [
-    "And", "Attr", "Collection", "Const", "DirectoryTree", "Equals", "Field", "Flag", "Found",
-    "Greater", "GreaterOrEqual", "Less", "LessOrEqual", "Node", "Not", "Or", "Present", "Scope",
-    "Substrings", "Target", "Within",
-]  # fmt: skip
 
 
 class Scope(IntEnum):

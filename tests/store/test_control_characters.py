@@ -15,9 +15,7 @@ import pytest
 from sqlalchemy import case, select
 
 from gateway.users.names import name_key
-from store.db import Store
-from store.models import User
-from store.search import (
+from query.filter import (
     Attr,
     DnSuffix,
     Equals,
@@ -29,9 +27,10 @@ from store.search import (
     Node,
     Not,
     Substrings,
-    search_users,
-    where_clause,
 )
+from store.db import Store
+from store.models import User
+from store.search import search_users, where_clause
 from store.users import ensure_sources
 from tests.store.test_search import NOW, make_user
 

@@ -9,9 +9,7 @@ from typing import Any
 import pytest
 
 from gateway.users.names import dn_key, name_key
-from store import users as queries
-from store.models import PhoneNumber, User
-from store.search import (
+from query.filter import (
     And,
     Attr,
     Const,
@@ -24,10 +22,10 @@ from store.search import (
     Or,
     Present,
     Substrings,
-    count_users,
-    search_users,
-    where_clause,
 )
+from store import users as queries
+from store.models import PhoneNumber, User
+from store.search import count_users, search_users, where_clause
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 

@@ -14,9 +14,7 @@ from sqlalchemy import event, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from gateway.users.names import name_key
-from store import users as queries
-from store.models import Group, GroupMember, PhoneNumber, User
-from store.search import (
+from query.filter import (
     And,
     Attr,
     Collection,
@@ -35,11 +33,10 @@ from store.search import (
     Present,
     Substrings,
     Within,
-    group_where_clause,
-    search_groups_page,
-    search_page,
-    where_clause,
 )
+from store import users as queries
+from store.models import Group, GroupMember, PhoneNumber, User
+from store.search import group_where_clause, search_groups_page, search_page, where_clause
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
