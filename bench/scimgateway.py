@@ -15,11 +15,9 @@ service the SCIM front calls):
             own parsing (`scim.schemas.SourceUser`, `scim.mapping.user_input`) makes of the
             POST body: exactly what a `POST /Users` does after the HTTP layer;
   batched   when the first `_PROBE` users say the whole load would take longer than
-            `budget_seconds` (3 minutes), the rest go through the same service code one
-            level down: `UserService._apply_report` (the engine's plan, the row, its
-            audit event) for the SourceUser that `Provisioning.create_user` builds
-            (`gateway.users.provisioning._report`), `_BATCH` users per transaction instead of one.
-            The rows are the ones the service writes; only the commits are fewer.
+            `budget_seconds` (3 minutes), the rest go through `Provisioning.create_users`:
+            each user written exactly as `create_user` writes it, `_BATCH` users per
+            transaction instead of one. The rows are the same; only the commits are fewer.
 
 On PostgreSQL the statistics are refreshed (`ANALYZE`) after the first users and at the end,
 as autovacuum would do: see `_analyze`.
@@ -133,9 +131,7 @@ def load_users(
 ) -> Loaded:
     """Create users 1..count in the gateway's store (configuration written, server not yet
     started), through the gateway's own services; see the module's docstring."""
-    from gateway.engine.types import Trigger
-    from gateway.users.provisioning import Provisioning, _report
-    from store.models import new_id
+    from gateway.users.provisioning import Provisioning
 
     gateway.prepare()
     runtime = build(parse_config(gateway.document()))
@@ -161,12 +157,9 @@ def load_users(
                 f" {count:,} (> {budget_seconds:.0f} s): the other {len(rest):,} in"
                 f" transactions of {_BATCH:,}"
             )
-            users = runtime.users
             for first in range(rest.start, rest.stop, _BATCH):
-                with runtime.store.writing() as session:
-                    for index in range(first, min(first + _BATCH, rest.stop)):
-                        report = _report(new_id(), user_input(index), None)
-                        users._apply_report(session, SOURCE_ID, report, Trigger.PROVISIONING, None)
+                batch = range(first, min(first + _BATCH, rest.stop))
+                provisioning.create_users(SOURCE_ID, [user_input(index) for index in batch])
             by_method["batched"] = len(rest)
         _analyze(runtime.store.engine)
         return Loaded(time.perf_counter() - began, by_method, per_user * 1000)

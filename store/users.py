@@ -38,7 +38,7 @@ def ensure_sources(session: Session, sources: Iterable[tuple[str, str]], now: da
 def get_user(session: Session, user_id: str, *, for_update: bool = False) -> User | None:
     query = select(User).where(User.id == user_id).options(selectinload(User.phones))
     if for_update:
-        query = query.with_for_update()
+        query = _locked(query)
     return session.scalars(query).one_or_none()
 
 
@@ -51,8 +51,14 @@ def find_by_external_id(
         .options(selectinload(User.phones))
     )
     if for_update:
-        query = query.with_for_update()
+        query = _locked(query)
     return session.scalars(query).one_or_none()
+
+
+def _locked(query: Select[User]) -> Select[User]:
+    """The query with a row lock, refreshing a record the session loaded before the lock: a
+    unit of work that read the user first must decide on what the locked row holds now."""
+    return query.with_for_update().execution_options(populate_existing=True)
 
 
 def find_by_user_name_key(session: Session, source_id: str, user_name_key: str) -> User | None:

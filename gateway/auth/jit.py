@@ -21,6 +21,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from sqlalchemy import Row
+from sqlalchemy.orm import Session
 
 from gateway.auth.routing import Subject
 from gateway.config import AdSource, LdapSource, SyncConfig
@@ -130,8 +131,12 @@ def lookup(
 
 def _reload(store: Store, user_id: str) -> CachedUser | None:
     with store.reading() as session:
-        user = queries.get_user(session, user_id)
-        return CachedUser.of(user) if user else None
+        return _cached(session, user_id)
+
+
+def _cached(session: Session, user_id: str) -> CachedUser | None:
+    user = queries.get_user(session, user_id)
+    return CachedUser.of(user) if user else None
 
 
 class JitSync:
@@ -216,13 +221,16 @@ class JitSync:
                 queries.release_sync_claim(session, cached.id)
             return JitResult(Freshness.FAILED, cached)
         source = _directory_source(subject)
-        if entry is None:
-            result = self._users.apply_missing(source.id, cached.external_id, Trigger.JIT)
-            dn, user_name = cached.dn, cached.user_name
-        else:
-            report = to_source_user(entry, source, self._clock())
-            result = self._users.apply_report(source.id, report, Trigger.JIT)
-            dn, user_name = entry.dn, report.user_name
+        with self._store.writing() as session:
+            if entry is None:
+                result = self._users.apply_missing(
+                    session, source.id, cached.external_id, Trigger.JIT
+                )
+                dn, user_name = cached.dn, cached.user_name
+            else:
+                report = to_source_user(entry, source, self._clock())
+                result = self._users.apply_report(session, source.id, report, Trigger.JIT)
+                dn, user_name = entry.dn, report.user_name
         # The record as this sync left it, without reading back the row just written.
         assert result.state is not None
         synced = replace(
@@ -263,12 +271,13 @@ class JitSync:
             return JitResult(Freshness.FAILED, None)
         result = None
         user = None
-        if entry is not None:
-            report = to_source_user(entry, source, self._clock())
-            result = self._users.apply_report(source.id, report, Trigger.JIT)
-            if result.user_id is not None:
-                user = _reload(self._store, result.user_id)
+        # The user's record and the end of the name's read commit together.
         with self._store.writing() as session:
+            if entry is not None:
+                report = to_source_user(entry, source, self._clock())
+                result = self._users.apply_report(session, source.id, report, Trigger.JIT)
+                if result.user_id is not None:
+                    user = _cached(session, result.user_id)
             queries.finish_name_read(session, source.id, subject.key, self._clock())
         if result is not None and result.outcome is Outcome.NOT_SYNCHRONIZED:
             log.info("jit: %s not added (%s)", source.id, result.not_synchronized_reason)

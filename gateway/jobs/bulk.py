@@ -21,11 +21,9 @@ and the store work at once.
 import logging
 import queue
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
-
-from sqlalchemy.orm import Session
 
 from gateway.config import AdSource, LdapSource
 from gateway.directory import DirectoryEntry, IncompleteEntry, to_source_user
@@ -35,7 +33,7 @@ from gateway.engine.types import Status, Trigger
 from gateway.errors import IncompleteRead, UpstreamError
 from gateway.jobs.guard import Disables
 from gateway.jobs.service import Progress
-from gateway.users.service import AddBudget, Clock, SyncResult, UserService
+from gateway.users.service import AddBudget, Clock, UserService
 from store import jobs as job_queries
 from store import users as user_queries
 from store.db import Store
@@ -175,26 +173,25 @@ class BulkSync:
 
     def _write(self, progress: Progress, page: _Page, budget: AddBudget, disables: Disables) -> int:
         names = [(r.user_name, r.external_id) for r in page.reports]
-
-        def alongside(session: Session, results: Sequence[SyncResult]) -> None:
+        # The page's counts commit with its writes: a job that dies counts what it wrote.
+        with self._store.writing() as session:
+            results = self._users.apply_batch(
+                session,
+                self._source.id,
+                page.reports,
+                Trigger.BULK,
+                seen_in_job=progress.job_id,
+                budget=budget,
+                defer_disables=True,
+            )
             progress.record(session, results, names, read=len(page.reports) + len(page.unusable))
-            details = [
-                ("not_synchronized", dn, None, reason)
-                for dn, reason in page.unusable
-                if progress.listed("not_synchronized")
-            ]
             if page.unusable:
+                details = [
+                    ("not_synchronized", dn, None, reason)
+                    for dn, reason in page.unusable
+                    if progress.listed("not_synchronized")
+                ]
                 progress.count(session, details=details, not_synchronized=len(page.unusable))
-
-        results = self._users.apply_batch(
-            self._source.id,
-            page.reports,
-            Trigger.BULK,
-            seen_in_job=progress.job_id,
-            budget=budget,
-            alongside=alongside,
-            defer_disables=True,
-        )
         disables.defer(page.reports, results)
         return sum(1 for result in results if result.outcome is Outcome.ADDED)
 
@@ -228,20 +225,14 @@ class BulkSync:
                     settled.append((user_name, external_id))
             if not settled:
                 continue
-
-            def alongside(
-                session: Session,
-                results: Sequence[SyncResult],
-                names: Sequence[tuple[str, str | None]] = settled,
-            ) -> None:
-                progress.record(session, results, names)
-
-            self._users.apply_missing_batch(
-                self._source.id,
-                [external_id for _, external_id in settled],
-                Trigger.BULK,
-                alongside=alongside,
-            )
+            with self._store.writing() as session:
+                results = self._users.apply_missing_batch(
+                    session,
+                    self._source.id,
+                    [external_id for _, external_id in settled],
+                    Trigger.BULK,
+                )
+                progress.record(session, results, settled)
 
 
 def _failed_read(error: UpstreamError, written: bool) -> UpstreamError:

@@ -20,8 +20,8 @@ from gateway.engine.plan import Outcome, SourceUser
 from gateway.engine.types import Status, Trigger
 from gateway.errors import UpstreamError, UpstreamUnavailable
 from gateway.jobs.guard import Disables
-from gateway.jobs.service import JobKind, JobRunning, Jobs, JobView, Progress
-from gateway.users.service import SYSTEM, Clock, SyncResult, UserService
+from gateway.jobs.service import JobKind, JobRunning, Jobs, JobView, Progress, job_name
+from gateway.users.service import SYSTEM, Clock, UserService
 from store import jobs as job_queries
 from store.db import Store
 
@@ -119,29 +119,23 @@ class Refresh:
                 progress.count(
                     session, details=listed, failed=len(failed), read=len(failed) + held_back
                 )
-
-        def counted(names: Sequence[tuple[str, str | None]]) -> Callable[..., None]:
-            def alongside(session: Session, results: Sequence[SyncResult]) -> None:
-                progress.record(session, results, names, read=len(names))
-
-            return alongside
-
         if found:
-            results = self._users.apply_batch(
-                self._source.id,
-                found,
-                Trigger.REFRESH,
-                alongside=counted([(r.user_name, r.external_id) for r in found]),
-                defer_disables=True,
-            )
+            names = [(r.user_name, r.external_id) for r in found]
+            with self._store.writing() as session:
+                results = self._users.apply_batch(
+                    session, self._source.id, found, Trigger.REFRESH, defer_disables=True
+                )
+                progress.record(session, results, names, read=len(names))
             disables.defer(found, results)
         if gone:
-            self._users.apply_missing_batch(
-                self._source.id,
-                [external_id for _, external_id in gone],
-                Trigger.REFRESH,
-                alongside=counted(gone),
-            )
+            with self._store.writing() as session:
+                results = self._users.apply_missing_batch(
+                    session,
+                    self._source.id,
+                    [external_id for _, external_id in gone],
+                    Trigger.REFRESH,
+                )
+                progress.record(session, results, gone, read=len(gone))
 
 
 class Cleanup:
@@ -167,13 +161,24 @@ class Cleanup:
         for ids in self._pages(progress, lambda s, a: job_queries.never_used(
             s, created_before, a, CLEANUP_PAGE
         )):  # fmt: skip
-            self._users.mark_never_used(ids, alongside=self._marked(progress))
+            with self._store.writing() as session:
+                results = self._users.mark_never_used(session, ids)
+                disabled = sum(1 for r in results if r.outcome is Outcome.DISABLED)
+                updated = sum(1 for r in results if r.outcome is Outcome.UPDATED)
+                progress.count(session, read=len(results), disabled=disabled, updated=updated)
         if progress.stopping():
             return False
         for ids in self._pages(progress, lambda s, a: job_queries.pending_since(
             s, pending_before, a, CLEANUP_PAGE
         )):  # fmt: skip
-            self._users.purge(ids, before=pending_before, alongside=self._deleted(progress))
+            with self._store.writing() as session:
+                deleted = self._users.purge(session, ids, before=pending_before)
+                details = [
+                    ("deleted", user_name, external_id, "pending deletion expired")
+                    for user_name, external_id in deleted
+                    if progress.listed("deleted")
+                ]
+                progress.count(session, details=details, read=len(deleted), deleted=len(deleted))
         return not progress.stopping()
 
     def _pages(
@@ -189,27 +194,6 @@ class Cleanup:
                 return
             after = ids[-1]
             yield ids
-
-    @staticmethod
-    def _marked(progress: Progress) -> Callable[[Session, Sequence[SyncResult]], None]:
-        def alongside(session: Session, results: Sequence[SyncResult]) -> None:
-            disabled = sum(1 for r in results if r.outcome is Outcome.DISABLED)
-            updated = sum(1 for r in results if r.outcome is Outcome.UPDATED)
-            progress.count(session, read=len(results), disabled=disabled, updated=updated)
-
-        return alongside
-
-    @staticmethod
-    def _deleted(progress: Progress) -> Callable[[Session, Sequence[tuple[str, str]]], None]:
-        def alongside(session: Session, deleted: Sequence[tuple[str, str]]) -> None:
-            details = [
-                ("deleted", user_name, external_id, "pending deletion expired")
-                for user_name, external_id in deleted
-                if progress.listed("deleted")
-            ]
-            progress.count(session, details=details, read=len(deleted), deleted=len(deleted))
-
-        return alongside
 
 
 class Scheduler:
@@ -258,11 +242,11 @@ class Scheduler:
             try:
                 started.append(self._jobs.start(SYSTEM, kind, source_id))
             except JobRunning as exc:
-                log.info("daily %s%s postponed: %s", kind, _of(source_id), exc)
+                log.info("daily %s postponed: %s", job_name(kind, source_id), exc)
                 with self._store.writing() as session:
                     job_queries.renew_lease(session, lease, self._owner, now + RETRY_AFTER)
             except Exception:
-                log.exception("daily %s%s could not start", kind, _of(source_id))
+                log.exception("daily %s could not start", job_name(kind, source_id))
         return started
 
     def run(self, stop: threading.Event, interval_seconds: float = 60.0) -> None:
@@ -276,7 +260,3 @@ class Scheduler:
                 log.warning("the daily jobs' scheduler could not run", exc_info=True)
             if stop.wait(interval_seconds):
                 return
-
-
-def _of(source_id: str | None) -> str:
-    return f" of {source_id}" if source_id else ""

@@ -11,10 +11,8 @@ discards it.
 """
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-
-from sqlalchemy.orm import Session
 
 from gateway.engine.guard import DisableLimits, held_because
 from gateway.engine.plan import Outcome, SourceUser
@@ -95,24 +93,26 @@ class Disables:
             page = self._reported[start : start + PAGE]
             reports = [report for _, report in page]
             names = [(report.user_name, report.external_id) for report in reports]
-            self._users.apply_batch(
-                self._source_id,
-                reports,
-                self._trigger,
-                seen_in_job=progress.job_id if self._trigger is Trigger.BULK else None,
-                alongside=_recorded(progress, names),
-            )
+            with self._store.writing() as session:
+                results = self._users.apply_batch(
+                    session,
+                    self._source_id,
+                    reports,
+                    self._trigger,
+                    seen_in_job=progress.job_id if self._trigger is Trigger.BULK else None,
+                )
+                progress.record(session, results, names)
         for start in range(0, len(self._missing), PAGE):
             if progress.stopping():
                 return False
             gone = self._missing[start : start + PAGE]
             names = [(user_name, external_id) for _, external_id, user_name in gone]
-            self._users.apply_missing_batch(
-                self._source_id,
-                [external_id for _, external_id, _ in gone],
-                self._trigger,
-                alongside=_recorded(progress, names),
-            )
+            with self._store.writing() as session:
+                external_ids = [external_id for _, external_id, _ in gone]
+                results = self._users.apply_missing_batch(
+                    session, self._source_id, external_ids, self._trigger
+                )
+                progress.record(session, results, names)
         return True
 
 
@@ -141,22 +141,15 @@ class ReleaseHolds:
                 break
             after = rows[-1].id
             names = [(row.user_name, row.external_id) for row in rows]
-            self._users.apply_held(
-                progress.source_id,
-                [(row.user_id, SourceStatus(row.source_status)) for row in rows],
-                trigger,
-                read_before=self._read_before,
-                alongside=_recorded(progress, names),
-            )
+            with self._store.writing() as session:
+                results = self._users.apply_held(
+                    session,
+                    progress.source_id,
+                    [(row.user_id, SourceStatus(row.source_status)) for row in rows],
+                    trigger,
+                    read_before=self._read_before,
+                )
+                progress.record(session, results, names)
         with self._store.writing() as session:
             job_queries.drop_holds(session, progress.job_id)
         return True
-
-
-def _recorded(
-    progress: Progress, names: Sequence[tuple[str, str | None]]
-) -> Callable[[Session, Sequence[SyncResult]], None]:
-    def alongside(session: Session, results: Sequence[SyncResult]) -> None:
-        progress.record(session, results, names)
-
-    return alongside

@@ -403,7 +403,7 @@ class Jobs:
             view = _view(job)
             progress = Progress(self, job, self._details_limit)
         self._launch(progress, work)
-        log.info("job %d (%s%s) started by %s", view.id, kind, _on(source_id), actor.name)
+        log.info("job %d (%s) started by %s", view.id, job_name(kind, source_id), actor.name)
         return view
 
     def _launch(self, progress: Progress, work: Work) -> None:
@@ -662,7 +662,8 @@ class Jobs:
         with self._store.writing() as session:
             jobs = queries.mark_interrupted(session, now, INTERRUPTED_REASON)
             for job in jobs:
-                log.warning("job %d (%s%s) was interrupted", job.id, job.kind, _on(job.source_id))
+                name = job_name(job.kind, job.source_id)
+                log.warning("job %d (%s) was interrupted", job.id, name)
             return len(jobs)
 
     def close(self, timeout: float = 10.0) -> None:
@@ -736,10 +737,9 @@ class Jobs:
         if self._on_finish is not None:
             self._on_finish(view)
         log.info(
-            "job %d (%s%s) %s: %s%s",
+            "job %d (%s) %s: %s%s",
             progress.job_id,
-            progress.kind,
-            _on(progress.source_id),
+            job_name(progress.kind, progress.source_id),
             state,
             ", ".join(f"{k} {v}" for k, v in counts.as_dict().items()),
             f"; {error}" if error else "",
@@ -858,8 +858,9 @@ def _what(kind: JobKind, source_id: str | None) -> str:
     return f"source {source_id}" if source_id is not None else kind.value
 
 
-def _on(source_id: str | None) -> str:
-    return f" of {source_id}" if source_id else ""
+def job_name(kind: object, source_id: str | None) -> str:
+    """A job as the logs name it: its kind, and its source when it has one ("bulk of corp")."""
+    return f"{kind} of {source_id}" if source_id else f"{kind}"
 
 
 def _view(job: SyncJob) -> JobView:

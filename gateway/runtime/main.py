@@ -288,7 +288,7 @@ def http_app(runtime: Runtime) -> Starlette:
             runtime.config, runtime.provisioning, runtime.tokens, record=runtime.metrics.scim
         ),
         admin=AdminServices(
-            users=runtime.users,
+            users=runtime.user_admin,
             lookup=runtime.lookup,
             jobs=runtime.jobs,
             administration=runtime.administration,

@@ -30,6 +30,7 @@ from gateway.jobs.service import JobKind, Jobs, Work
 from gateway.operations.admin import Administration, directory_ids
 from gateway.operations.health import DirectoryWatch, Readiness
 from gateway.runtime.metrics import Metrics
+from gateway.users.admin import UserAdministration
 from gateway.users.lookup import ExactLookup
 from gateway.users.provisioning import Provisioning
 from gateway.users.service import Clock, UserService, utcnow
@@ -46,6 +47,8 @@ class Runtime:
     config: Config
     store: Store
     users: UserService
+    #: Administrators' actions on one user (the admin API's).
+    user_admin: UserAdministration
     readiness: Readiness
     directories: dict[str, Directory]
     authenticator: Authenticator
@@ -101,7 +104,7 @@ def build(config: Config, *, migrate: bool = False) -> Runtime:
         SchemaOutOfDate: the schema is behind and `migrate` is False.
     """
     store = _open_store(config, migrate=migrate)
-    users = UserService(store, clock=utcnow)
+    users = UserService(clock=utcnow)
     metrics = _restored_metrics(store)
     watch = DirectoryWatch(
         directory_ids(config), clock=utcnow, on_answer=metrics.directory_answered
@@ -118,10 +121,11 @@ def build(config: Config, *, migrate: bool = False) -> Runtime:
         config=config,
         store=store,
         users=users,
+        user_admin=UserAdministration(store, clock=utcnow),
         readiness=Readiness(store, watch),
         directories=directories,
         authenticator=authenticator,
-        lookup=ExactLookup(config, users, directories, clock=utcnow),
+        lookup=ExactLookup(config, store, users, directories, clock=utcnow),
         recorder=recorder,
         upstream_pool=upstream_pool,
         metrics=metrics,

@@ -16,19 +16,22 @@ from gateway.directory import NameKind, to_source_user
 from gateway.engine.roles import Permission
 from gateway.engine.types import Trigger
 from gateway.errors import InvalidInput, NotFound
-from gateway.users.service import Actor, Clock, SyncResult, UserService
+from gateway.users.service import Actor, Clock, SyncResult, UserService, stored_user
+from store.db import Store
 
 
 class ExactLookup:
     def __init__(
         self,
         config: Config,
+        store: Store,
         users: UserService,
         directories: Mapping[str, UserDirectory],
         *,
         clock: Clock,
     ) -> None:
         self._config = config
+        self._store = store
         self._users = users
         self._directories = directories
         self._clock = clock
@@ -52,7 +55,8 @@ class ExactLookup:
         if entry is None:
             return None
         report = to_source_user(entry, source, self._clock())
-        return self._users.apply_report(source_id, report, Trigger.SINGLE)
+        with self._store.writing() as session:
+            return self._users.apply_report(session, source_id, report, Trigger.SINGLE)
 
     def sync(self, actor: Actor, user_id: str) -> SyncResult:
         """Re-read one stored user from its directory now and apply SPEC §4.2 (no throttle).
@@ -67,21 +71,22 @@ class ExactLookup:
             UpstreamError: the directory could not be read (nothing changed).
         """
         actor.require(Permission.SYNC_USER)
-        user = self._users.get(actor, user_id)
-        source = self._config.source(user.source_id) if self._has(user.source_id) else None
+        with self._store.reading() as session:
+            user = stored_user(session, user_id, lock=False)
+            source_id, external_id = user.source_id, user.external_id
+        source = self._config.source(source_id) if self._has(source_id) else None
         if not isinstance(source, LdapSource | AdSource):
-            raise InvalidInput(
-                "user", f"source {user.source_id} is provisioned by its client, not read"
-            )
-        entry = self._directories[source.id].read_user(user.external_id)
-        if entry is None:
-            result = self._users.apply_missing(source.id, user.external_id, Trigger.SINGLE)
-        else:
-            report = to_source_user(entry, source, self._clock())
-            result = self._users.apply_report(source.id, report, Trigger.SINGLE)
-        self._users.audit_action(
-            actor, user_id, "user.sync_requested", {"outcome": result.outcome.value}
-        )
+            raise InvalidInput("user", f"source {source_id} is provisioned by its client, not read")
+        # The directory is read outside any transaction: no lock waits on a network answer.
+        entry = self._directories[source.id].read_user(external_id)
+        with self._store.writing() as session:
+            if entry is None:
+                result = self._users.apply_missing(session, source.id, external_id, Trigger.SINGLE)
+            else:
+                report = to_source_user(entry, source, self._clock())
+                result = self._users.apply_report(session, source.id, report, Trigger.SINGLE)
+            details = {"outcome": result.outcome.value}
+            self._users.audit_action(session, actor, user_id, "user.sync_requested", details)
         return result
 
     def _has(self, source_id: str) -> bool:

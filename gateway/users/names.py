@@ -18,8 +18,8 @@ _ESCAPE = re.compile(r"\\(?:([0-9A-Fa-f]{2})|(.))", re.DOTALL)
 
 
 # A DN of plain `type=value` RDNs (no escape, quote, multi-valued RDN or special character),
-# as directories return nearly every entry's DN: split without the full RFC 4514 parser, which
-# was a large share of a bulk run's cost. Anything else takes the parser.
+# as directories return nearly every entry's DN, is split without the full RFC 4514 parser: a
+# bulk run splits the DN of every entry it reads. Anything else takes the parser.
 _PLAIN_DN = re.compile(r"[^\\\"+;<>#=,]+=[^\\\"+;<>#=,]+(?:,[^\\\"+;<>#=,]+=[^\\\"+;<>#=,]+)*")
 _PLAIN_TYPE = re.compile(r" *[A-Za-z][A-Za-z0-9-]* *")
 

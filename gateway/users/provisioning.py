@@ -30,12 +30,12 @@ from gateway.errors import InvalidInput, NameTaken, NotFound, VersionMismatch
 from gateway.users.names import name_key
 from gateway.users.records import UserView, view_of
 from gateway.users.service import Clock, UserService, utcnow
+from query.filter import And, Attr, Node
 from store import groups as group_queries
 from store import search as store_search
 from store import users as queries
 from store.db import Store
 from store.models import Group, User, new_id
-from store.search import And, Attr, Node
 
 _MISSING = SourceStatus.MISSING.value
 #: The store's string columns hold at most this many characters (store.models String(255)).
@@ -174,12 +174,28 @@ class Provisioning:
             NameTaken: another user of the source has this userName (case-insensitively).
         """
         _check_user(data)
-        with self._store.reading() as session:
-            deleted = _deleted_namesake(session, source_id, data)
-            external_id = deleted.external_id if deleted else new_id()
-            password_hash = deleted.password_hash if deleted else None
+        with self._store.writing() as session:
+            return self._create_user(session, source_id, data)
+
+    def create_users(self, source_id: str, inputs: Sequence[UserInput]) -> list[UserRecord]:
+        """`create_user` for several users in one unit of work: each user is written exactly
+        as a POST would write it, and all of them commit together (an import of many users).
+
+        Raises:
+            NameTaken: one of them has a userName another user of the source has; none is
+                created.
+        """
+        for data in inputs:
+            _check_user(data)
+        with self._store.writing() as session:
+            return [self._create_user(session, source_id, data) for data in inputs]
+
+    def _create_user(self, session: Session, source_id: str, data: UserInput) -> UserRecord:
+        deleted = _deleted_namesake(session, source_id, data)
+        external_id = deleted.external_id if deleted else new_id()
+        password_hash = deleted.password_hash if deleted else None
         report = _report(external_id, data, password_hash)
-        result = self._users.apply_report(source_id, report, Trigger.PROVISIONING)
+        result = self._users.apply_report(session, source_id, report, Trigger.PROVISIONING)
         assert result.view is not None  # provisioning always adds (engine._provisioning)
         # A new user is in no group yet, and a re-created one left its groups when deleted.
         return UserRecord(result.view)
@@ -196,19 +212,17 @@ class Provisioning:
         """
         _known_id(user_id, "user")
         _check_user(data)
-        with self._store.reading() as session:
+        with self._store.writing() as session:
             user = queries.get_user(session, user_id)
             if user is None or not _in_view(user, source_id):
                 raise NotFound(f"no user with id {user_id}")
-            external_id, password_hash = user.external_id, user.password_hash
-        report = _report(external_id, data, password_hash)
-        result = self._users.apply_report(
-            source_id, report, Trigger.PROVISIONING, expected_version=expected_version
-        )
-        assert result.view is not None
-        with self._store.reading() as session:
+            report = _report(user.external_id, data, user.password_hash)
+            result = self._users.apply_report(
+                session, source_id, report, Trigger.PROVISIONING, expected_version=expected_version
+            )
+            assert result.view is not None
             groups = group_queries.groups_of(session, [user_id])
-        return UserRecord(result.view, tuple(groups[user_id]))
+            return UserRecord(result.view, tuple(groups[user_id]))
 
     def delete_user(
         self, source_id: str, user_id: str, *, expected_version: int | None, hard: bool
@@ -220,9 +234,10 @@ class Provisioning:
             VersionMismatch: the user changed since `expected_version`.
         """
         _known_id(user_id, "user")
-        self._users.provisioning_delete(
-            source_id, user_id, expected_version=expected_version, hard=hard
-        )
+        with self._store.writing() as session:
+            self._users.provisioning_delete(
+                session, source_id, user_id, expected_version=expected_version, hard=hard
+            )
 
     # -- groups ----------------------------------------------------------------------------------
 
@@ -417,7 +432,7 @@ def _known_id(resource_id: str, kind: str) -> None:
         raise NotFound(f"no {kind} with id {resource_id[:64]!r}")
 
 
-def _text(field: str, value: str | None) -> None:
+def _check_length(field: str, value: str | None) -> None:
     if value is not None and len(value) > _MAX_TEXT:
         raise InvalidInput(field, f"at most {_MAX_TEXT} characters")
 
@@ -445,7 +460,7 @@ def _check_user(data: UserInput) -> None:
         ("name.givenName", data.given_name),
         ("name.familyName", data.family_name),
     ):
-        _text(field_name, value)
+        _check_length(field_name, value)
     for number in (*data.sms_phones, *data.voice_phones):
         if len(number) > _MAX_PHONE:
             raise InvalidInput("phoneNumbers.value", f"at most {_MAX_PHONE} characters")
@@ -455,10 +470,10 @@ def _check_user(data: UserInput) -> None:
 
 
 def _check_group(data: GroupInput) -> None:
-    _text("displayName", data.display_name)
-    _text("externalId", data.external_id)
+    _check_length("displayName", data.display_name)
+    _check_length("externalId", data.external_id)
     for _, display in data.members:
-        _text("members.display", display)
+        _check_length("members.display", display)
     _no_nul("displayName", data.display_name)
     _no_nul("externalId", data.external_id)
     for member_id, display in data.members:

@@ -13,8 +13,9 @@ from gateway.auth.tokens import BearerTokens
 from gateway.engine.roles import Permission
 from gateway.jobs.service import Jobs
 from gateway.operations.admin import Administration
+from gateway.users.admin import UserAdministration
 from gateway.users.lookup import ExactLookup
-from gateway.users.service import Actor, UserService
+from gateway.users.service import Actor
 from scim.admin.models import Answer, Body, NoBody, NoQuery, Query
 
 #: Told of every answered request: endpoint name, method, HTTP status, seconds.
@@ -28,7 +29,7 @@ Q = TypeVar("Q", bound=Query)
 class AdminServices:
     """The gateway services behind /admin (the front reaches nothing else)."""
 
-    users: UserService
+    users: UserAdministration
     lookup: ExactLookup
     jobs: Jobs
     administration: Administration

@@ -11,8 +11,9 @@ from gateway.jobs.service import Hold, JobView, ResyncView
 from gateway.jobs.service import JobDetail as JobDetailView
 from gateway.operations.admin import AuditEntry
 from gateway.operations.admin import ConnectionTest as ConnectionTestView
+from gateway.users.admin import DeviceView
 from gateway.users.records import PhoneView, UserView
-from gateway.users.service import Actor, DeviceView, SyncResult
+from gateway.users.service import Actor, SyncResult
 from scim.admin import models
 
 

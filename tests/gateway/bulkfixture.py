@@ -145,7 +145,7 @@ class Clocked:
         self.clock = clock
         self.store = runtime.store
         config = runtime.config
-        self.users = UserService(runtime.store, clock=clock)
+        self.users = UserService(clock=clock)
         self.jobs = Jobs(
             runtime.store,
             works(config, runtime.store, self.users, runtime.directories, clock=clock),
@@ -168,7 +168,7 @@ class Clocked:
 
 
 def notifier_callable(send: Callable[[str, Mapping[str, Any]], Sequence[Any]]) -> Notify:
-    """What `gateway.runtime.main._notify` hands Jobs: deliveries as plain dicts (JSON in audit)."""
+    """What `gateway.runtime.wiring._notify` hands Jobs: deliveries as plain dicts (JSON)."""
 
     def notify(event: str, summary: Mapping[str, Any]) -> Any:
         return [dataclasses.asdict(d) for d in send(event, summary)]

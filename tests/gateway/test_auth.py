@@ -20,6 +20,7 @@ from gateway.directory import BindResult, DirectoryEntry, NameKind
 from gateway.engine import status as rules
 from gateway.engine.types import Role, Status
 from gateway.errors import UpstreamUnavailable
+from gateway.users.admin import UserAdministration
 from gateway.users.records import state_of
 from gateway.users.service import Actor, UserService
 from store import users as queries
@@ -166,7 +167,8 @@ class Gateway:
         self.store, self.clock, self.directory = store, clock, directory
         with store.writing() as session:
             queries.ensure_sources(session, [("corp", "ldap"), ("hr", "scim")], clock())
-        self.users = UserService(store, clock=clock)
+        self.users = UserService(clock=clock)
+        self.admin = UserAdministration(store, clock=clock)
         self.pool = ThreadPoolExecutor(16)
         self.jit = JitSync(store, self.users, self.config.sync, self.pool, clock=clock)
         self.recorder = LastAuthRecorder(store, interval_seconds=3600)
@@ -367,7 +369,7 @@ def test_renamed_upstream_binds_with_the_new_dn(gw, directory, clock):
 
 def test_admin_disabled_user_is_refused_after_the_password(gw):
     gw.auth.authenticate("alice", "alice-pw")
-    gw.users.disable(SUPER, gw.record("alice").id)
+    gw.admin.disable(SUPER, gw.record("alice").id)
     outcome = gw.auth.authenticate("alice", "alice-pw")
     assert outcome.reason is AuthReason.ACCOUNT_DISABLED and outcome.password_verified
 
@@ -388,11 +390,13 @@ def test_scim_user_with_a_password_binds_by_name_and_dn(gw):
     from gateway.engine.plan import SourceUser
     from gateway.engine.types import SourceStatus, Trigger
 
-    gw.users.apply_report(
-        "hr",
-        SourceUser("scim-1", "Zed", SourceStatus.ENABLED, password_hash=hash_secret("zed-pw")),
-        Trigger.PROVISIONING,
-    )
+    with gw.store.writing() as session:
+        gw.users.apply_report(
+            session,
+            "hr",
+            SourceUser("scim-1", "Zed", SourceStatus.ENABLED, password_hash=hash_secret("zed-pw")),
+            Trigger.PROVISIONING,
+        )
     assert gw.auth.authenticate("zed", "zed-pw").ok
     by_dn = gw.auth.authenticate("uid=Zed,ou=hr,dc=idgate", "zed-pw")
     assert by_dn.ok and by_dn.dn == "uid=Zed,ou=hr,dc=idgate"

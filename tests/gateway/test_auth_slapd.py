@@ -335,7 +335,7 @@ def test_within_the_interval_a_bind_does_not_read_again(
 def test_admin_disabled_user_is_refused_and_stays_disabled(corp: Runtime, slapd: Slapd) -> None:
     person = add_person(slapd, "benched", mobile="+1 202 555 0180")
     first = bind_ok(corp, person.uid, person.password)
-    corp.users.disable(SUPER, first.id, comment="left the team")
+    corp.user_admin.disable(SUPER, first.id, comment="left the team")
     slapd.modify(person.dn, {"mobile": "+1 202 555 0181"})
 
     outcome = authenticate(corp, person.uid, person.password)
@@ -369,7 +369,7 @@ def test_synced_phone_follows_the_directory_and_a_manual_one_stays(
     assert changed.sms_phones == (PhoneView("+1 202 555 0151", manual=False),)
     assert reformatted.sms_phones == (PhoneView("+1-202-555-0151", manual=False),)
 
-    corp.users.edit_phone(SUPER, first.id, PhoneKind.SMS, 0, "+44 20 7946 0000")
+    corp.user_admin.edit_phone(SUPER, first.id, PhoneKind.SMS, 0, "+44 20 7946 0000")
     slapd.modify(person.dn, {"mobile": "+1 202 555 0152", "telephoneNumber": "+1 202 555 0161"})
     synced = bind_ok(corp, person.uid, person.password)
 

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -244,22 +245,35 @@ def test_user_limit_leaves_the_rest_not_synchronized_limit_reached(
 
 
 class PageGate:
-    """Holds a bulk job after its first page until released, so a test acts on it mid-run
-    however fast the machine is (a quiet machine reads the bench users in well under a second)."""
+    """Holds a bulk job after its first page committed until released, so a test acts on it
+    mid-run however fast the machine is (a quiet machine reads the bench users in well under a
+    second)."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.written = threading.Event()
         self.release = threading.Event()
-        original = runtime.users.apply_batch
+        page_in_unit = threading.local()
+        apply_batch = runtime.users.apply_batch
+        writing = runtime.store.writing
 
-        def gated(*args: Any, **kwargs: Any) -> Any:
-            results = original(*args, **kwargs)
-            if kwargs.get("seen_in_job") is not None:
-                self.written.set()
-                self.release.wait(60)
+        def gated_apply(*args: Any, **kwargs: Any) -> Any:
+            results = apply_batch(*args, **kwargs)
+            page_in_unit.pending = kwargs.get("seen_in_job") is not None
             return results
 
-        runtime.users.apply_batch = gated  # type: ignore[method-assign]
+        @contextmanager
+        def gated_writing() -> Iterator[Any]:
+            page_in_unit.pending = False
+            with writing() as session:
+                yield session
+            # The job's page and its counts committed together: hold the job here.
+            if page_in_unit.pending:
+                page_in_unit.pending = False
+                self.written.set()
+                self.release.wait(60)
+
+        runtime.users.apply_batch = gated_apply  # type: ignore[method-assign]
+        runtime.store.writing = gated_writing  # type: ignore[method-assign]
 
     def wait_written(self) -> None:
         assert self.written.wait(60), "the job wrote no page"
@@ -277,7 +291,8 @@ def test_a_stopped_run_keeps_what_it_wrote_and_skips_the_missing_pass(
         SourceUser(external_id=f"ghost-{n}", user_name=f"ghost-{n}", status=SourceStatus.ENABLED)
         for n in range(3)
     ]
-    runtime.users.apply_batch(SOURCE, ghosts, Trigger.BULK)
+    with runtime.store.writing() as session:
+        runtime.users.apply_batch(session, SOURCE, ghosts, Trigger.BULK)
     gate = PageGate(runtime)
     started = runtime.jobs.start(SUPER, JobKind.BULK, SOURCE)
     asked: list[JobView] = []

@@ -288,7 +288,7 @@ def test_cleanup_disables_the_never_used_then_deletes_them_unless_they_came_back
 def _cleanup_jobs(store: Store, clock: Clock) -> tuple[UserService, Jobs]:
     with store.writing() as session:
         store_users.ensure_sources(session, [(SOURCE, "ldap")], clock())
-    users = UserService(store, clock=clock)
+    users = UserService(clock=clock)
     jobs = Jobs(
         store,
         lambda kind, source: Cleanup(users, store, SyncConfig(), clock=clock),
@@ -308,7 +308,8 @@ def test_cleanup_marks_a_user_created_exactly_30_days_ago(store):
     users, jobs = _cleanup_jobs(store, clock)
     try:
         reports = [SourceUser(f"e-{n}", n, SourceStatus.ENABLED) for n in ("old", "young")]
-        users.apply_batch(SOURCE, reports, Trigger.BULK)
+        with store.writing() as session:
+            users.apply_batch(session, SOURCE, reports, Trigger.BULK)
         set_user_times(
             store,
             {
@@ -329,8 +330,11 @@ def test_cleanup_deletes_a_user_pending_for_exactly_7_days(store):
     clock = Clock()
     users, jobs = _cleanup_jobs(store, clock)
     try:
-        users.apply_batch(SOURCE, [SourceUser("e-1", "gone", SourceStatus.ENABLED)], Trigger.BULK)
-        users.mark_never_used([user_rows(store)["gone"].id])
+        with store.writing() as session:
+            report = SourceUser("e-1", "gone", SourceStatus.ENABLED)
+            users.apply_batch(session, SOURCE, [report], Trigger.BULK)
+        with store.writing() as session:
+            users.mark_never_used(session, [user_rows(store)["gone"].id])
         clock.advance(days=7)
         job = _run_cleanup(jobs)
         assert job.counts.deleted == 1

@@ -10,6 +10,7 @@ from gateway.engine.phones import PhoneKind
 from gateway.engine.plan import Outcome, SourceUser
 from gateway.engine.types import DisabledBy, Reason, Role, SourceStatus, Status, Trigger
 from gateway.errors import EnableRefused, InvalidInput, NotFound, PermissionDenied
+from gateway.users.admin import UserAdministration
 from gateway.users.service import SYSTEM, Actor, UserNameTaken, UserService
 from store import users as queries
 from store.models import AuditEvent, User
@@ -24,11 +25,32 @@ def clock() -> Clock:
     return Clock()
 
 
+class Units:
+    """The user service as its callers use it: each sync call in a unit of work of its own (as
+    a job page or a JIT sync opens one), and the administrators' actions, which open theirs."""
+
+    def __init__(self, store, clock) -> None:
+        self._store = store
+        self.users = UserService(clock=clock)
+        self.admin = UserAdministration(store, clock=clock)
+
+    def __getattr__(self, name):
+        if hasattr(self.admin, name):
+            return getattr(self.admin, name)
+        method = getattr(self.users, name)
+
+        def in_unit_of_work(*args, **kwargs):
+            with self._store.writing() as session:
+                return method(session, *args, **kwargs)
+
+        return in_unit_of_work
+
+
 @pytest.fixture
-def service(store, clock) -> UserService:
+def service(store, clock) -> Units:
     with store.writing() as session:
         queries.ensure_sources(session, [("corp", "ldap"), ("hr", "scim")], clock())
-    return UserService(store, clock=clock)
+    return Units(store, clock)
 
 
 def alice(status=SourceStatus.ENABLED, **changes) -> SourceUser:
@@ -352,17 +374,13 @@ def test_two_entries_of_a_page_with_one_user_name_lose_only_one(service):
         alice(external_id="uuid-b", user_name="twin", dn="uid=twin,ou=b,dc=x"),
         alice(external_id="uuid-c", user_name="other", dn="uid=other,dc=x"),
     ]
-    seen = []
-    results = service.apply_batch(
-        "corp", page, Trigger.BULK, alongside=lambda session, rs: seen.extend(rs)
-    )
+    results = service.apply_batch("corp", page, Trigger.BULK)
     assert [r.outcome for r in results] == [
         Outcome.ADDED,
         Outcome.NOT_SYNCHRONIZED,
         Outcome.ADDED,
     ]
     assert results[1].not_synchronized_reason == NAME_CONFLICT
-    assert seen == results
     with service._store.reading() as session:
         assert session.scalar(select(User.external_id).where(User.user_name_key == "twin")) == (
             "uuid-a"

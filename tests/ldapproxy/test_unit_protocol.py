@@ -143,22 +143,24 @@ def harness(store: Store) -> Iterator[Callable[..., Harness]]:
 def _seed(store: Store, count: int = 5) -> None:
     with store.writing() as session:
         ensure_sources(session, [("corp", "ldap"), ("people", "scim")], datetime.now(UTC))
-    users = UserService(store)
-    for i in range(count):
-        users.apply_report(
-            "corp",
-            SourceUser(
-                external_id=f"id-{i}",
-                user_name=f"user{i}",
-                status=SourceStatus.ENABLED,
-                dn=f"uid=user{i},{ROOT}",
-                display_name=f"User {i}",
-                emails=(Email(f"user{i}@example.org"),),
-                policy=(("employeeType", (f"type{i % 2}",)),),
-                sms_phones=(f"+1555000{i}",),
-            ),
-            Trigger.SINGLE,
-        )
+    users = UserService()
+    with store.writing() as session:
+        for i in range(count):
+            users.apply_report(
+                session,
+                "corp",
+                SourceUser(
+                    external_id=f"id-{i}",
+                    user_name=f"user{i}",
+                    status=SourceStatus.ENABLED,
+                    dn=f"uid=user{i},{ROOT}",
+                    display_name=f"User {i}",
+                    emails=(Email(f"user{i}@example.org"),),
+                    policy=(("employeeType", (f"type{i % 2}",)),),
+                    sms_phones=(f"+1555000{i}",),
+                ),
+                Trigger.SINGLE,
+            )
 
 
 def _names(responses: list[Any]) -> list[str]:

@@ -767,7 +767,7 @@ def test_an_unexpected_failure_is_a_500_without_details(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(api.runtime.users, "get", broken)
+    monkeypatch.setattr(api.runtime.user_admin, "get", broken)
     with caplog.at_level(logging.ERROR, logger="scim.admin.app"):
         response = api.desk.get("/users/anyone")
     error(response, 500, "internal")
@@ -791,7 +791,7 @@ def test_tokens_and_services_are_called_off_the_event_loop(
 
         return call
 
-    tokens, users = api.runtime.tokens, api.runtime.users
+    tokens, users = api.runtime.tokens, api.runtime.user_admin
     monkeypatch.setattr(tokens, "verify_admin", watched("verify_admin", tokens.verify_admin))
     monkeypatch.setattr(users, "get", watched("get", users.get))
     api.client("a-token-never-seen-before").get("/whoami")  # argon2 runs for it

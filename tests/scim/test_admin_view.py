@@ -127,15 +127,14 @@ def populate(harness: Harness) -> dict[str, str]:
     eve = scim_user(harness.entra, "eve")
     assert harness.entra.delete(f"/Users/{eve['id']}").status_code == 204
     users = harness.runtime.users
-    for name in ("ann", "dana", "dora", "carl"):
-        users.apply_report(
-            DIRECTORY_SOURCE, directory_report(name, SourceStatus.ENABLED), Trigger.BULK
-        )
-    users.apply_report(
-        DIRECTORY_SOURCE, directory_report("dana", SourceStatus.EXPIRED), Trigger.BULK
-    )
+    with harness.runtime.store.writing() as session:
+        for name in ("ann", "dana", "dora", "carl"):
+            report = directory_report(name, SourceStatus.ENABLED)
+            users.apply_report(session, DIRECTORY_SOURCE, report, Trigger.BULK)
+        report = directory_report("dana", SourceStatus.EXPIRED)
+        users.apply_report(session, DIRECTORY_SOURCE, report, Trigger.BULK)
     ids = {name: gateway_id(harness, name) for name in SOURCES}
-    users.disable(OPS, ids["dora"])
+    harness.runtime.user_admin.disable(OPS, ids["dora"])
     with harness.runtime.store.writing() as session:
         carl = session.get_one(User, ids["carl"])
         write_state(carl, mark_never_used(state_of(carl), CARL_PENDING_SINCE), CARL_PENDING_SINCE)
@@ -263,7 +262,7 @@ def test_user_deleted_by_its_source_is_shown_pending_deletion(harness: Harness) 
 
 def test_phone_provenance(harness: Harness) -> None:
     ids = populate(harness)
-    view = harness.runtime.users.add_phone(OPS, ids["ann"], PhoneKind.SMS, "+49 151 2345678")
+    view = harness.runtime.user_admin.add_phone(OPS, ids["ann"], PhoneKind.SMS, "+49 151 2345678")
     number = view.sms_phones[0].number
     ext = harness.admin.get(f"/Users/{ids['ann']}").json()[GATEWAY]
     assert ext["phones"] == [{"value": number, "type": "sms", "primary": True, "manual": True}]

@@ -492,7 +492,7 @@ def test_enable_user_after_source_disable(harness, disable, enable):
 def test_enable_user_never_overrides_an_admin_disable(harness, enable):
     created = tutorial_user(harness.entra, "ada")
     gateway_id = admin_resource(harness, "Test_User_ada")["id"]
-    harness.runtime.users.disable(Actor("ops", Role.SUPER_ADMIN), gateway_id)
+    harness.runtime.user_admin.disable(Actor("ops", Role.SUPER_ADMIN), gateway_id)
     # Entra must not get an error (it would retry forever); the admin's disable stands.
     scim(replay(harness.entra, enable, user_id=created["id"]), 200)
     state = admin_state(harness, "Test_User_ada")

@@ -140,7 +140,7 @@ def test_active_false_disables_by_source(harness: Harness) -> None:
         "source_disabled",
     )
     assert ext.get("pendingDeletionSince") is None
-    state = harness.runtime.users.get(OPS, gid).state
+    state = harness.runtime.user_admin.get(OPS, gid).state
     assert (state.status, state.disabled_by, state.reason) == (
         Status.DISABLED,
         DisabledBy.SOURCE,
@@ -163,7 +163,7 @@ def test_active_true_re_enables(harness: Harness) -> None:
 def test_active_true_never_overrides_an_admin_disable(harness: Harness) -> None:
     user = create_user(harness.scim, "ada")
     gid = gateway_id(harness, "ada")
-    harness.runtime.users.disable(OPS, gid)
+    harness.runtime.user_admin.disable(OPS, gid)
     response = patch(harness.scim, f"/Users/{user['id']}", op("replace", "active", True))
     assert response.status_code == 200, response.text
     ext = extension(harness, gid)
@@ -173,7 +173,7 @@ def test_active_true_never_overrides_an_admin_disable(harness: Harness) -> None:
 def test_put_with_active_true_never_overrides_an_admin_disable(harness: Harness) -> None:
     user = create_user(harness.scim, "ada")
     gid = gateway_id(harness, "ada")
-    harness.runtime.users.disable(OPS, gid)
+    harness.runtime.user_admin.disable(OPS, gid)
     body = {"schemas": [USER], "userName": "ada", "active": True, "displayName": "Ada L"}
     response = harness.scim.put(f"/Users/{user['id']}", json=body)
     assert response.status_code == 200, response.text
@@ -233,10 +233,10 @@ def test_second_delete_is_404(harness: Harness) -> None:
 
 def _with_gateway_data(harness: Harness, user_name: str) -> tuple[str, str]:
     gid = gateway_id(harness, user_name)
-    device = harness.runtime.users.register_device(
+    device = harness.runtime.user_admin.register_device(
         OPS, gid, kind="totp", label="ada's phone", data={"secret": "s"}
     )
-    harness.runtime.users.set_notes(OPS, gid, "VIP: call before disabling")
+    harness.runtime.user_admin.set_notes(OPS, gid, "VIP: call before disabling")
     return gid, device
 
 
@@ -255,8 +255,8 @@ def test_post_of_the_same_user_name_revives_it_with_gateway_data(harness: Harnes
     ext = extension(harness, gid)
     assert ext["status"] == "active"
     assert ext.get("pendingDeletionSince") is None
-    assert harness.runtime.users.get(OPS, gid).admin_notes == "VIP: call before disabling"
-    assert [(d.id, d.kind, d.label) for d in harness.runtime.users.devices(OPS, gid)] == [
+    assert harness.runtime.user_admin.get(OPS, gid).admin_notes == "VIP: call before disabling"
+    assert [(d.id, d.kind, d.label) for d in harness.runtime.user_admin.devices(OPS, gid)] == [
         (device, "totp", "ada's phone")
     ]
     assert harness.scim.get(f"/Users/{revived['id']}").status_code == 200
@@ -274,8 +274,8 @@ def test_post_of_the_same_external_id_revives_it_with_gateway_data(harness: Harn
     [record] = stored(harness)
     assert (record.id, record.user_name) == (gid, "ada.lovelace")
     assert extension(harness, gid)["status"] == "active"
-    assert harness.runtime.users.get(OPS, gid).admin_notes == "VIP: call before disabling"
-    assert [(d.id, d.kind, d.label) for d in harness.runtime.users.devices(OPS, gid)] == [
+    assert harness.runtime.user_admin.get(OPS, gid).admin_notes == "VIP: call before disabling"
+    assert [(d.id, d.kind, d.label) for d in harness.runtime.user_admin.devices(OPS, gid)] == [
         (device, "totp", "ada's phone")
     ]
 
@@ -297,7 +297,7 @@ def test_hard_delete_removes_the_record(hard_delete_harness: Harness) -> None:
 def test_gateway_owned_data_is_never_shown_to_the_source(harness: Harness) -> None:
     user = create_user(harness.scim, "ada")
     _with_gateway_data(harness, "ada")
-    harness.runtime.users.disable(OPS, gateway_id(harness, "ada"))
+    harness.runtime.user_admin.disable(OPS, gateway_id(harness, "ada"))
     responses = [
         harness.scim.get(f"/Users/{user['id']}"),
         harness.scim.get("/Users"),
@@ -324,7 +324,7 @@ def test_source_schemas_do_not_declare_the_gateway_extension(harness: Harness) -
 def test_gateway_owned_data_is_never_changed_by_the_source(harness: Harness) -> None:
     user = create_user(harness.scim, "ada")
     gid, device = _with_gateway_data(harness, "ada")
-    harness.runtime.users.disable(OPS, gid)
+    harness.runtime.user_admin.disable(OPS, gid)
     put = {
         "schemas": [USER],
         "userName": "ada",
@@ -340,10 +340,10 @@ def test_gateway_owned_data_is_never_changed_by_the_source(harness: Harness) -> 
         harness.scim, f"/Users/{user['id']}", op("replace", f"{GATEWAY}:status", "active")
     )
     assert_error(response, 400)
-    view = harness.runtime.users.get(OPS, gid)
+    view = harness.runtime.user_admin.get(OPS, gid)
     assert view.admin_notes == "VIP: call before disabling"
     assert (view.state.status, view.state.disabled_by) == (Status.DISABLED, DisabledBy.ADMIN)
-    assert [(d.id, d.kind, d.label) for d in harness.runtime.users.devices(OPS, gid)] == [
+    assert [(d.id, d.kind, d.label) for d in harness.runtime.user_admin.devices(OPS, gid)] == [
         (device, "totp", "ada's phone")
     ]
 
