@@ -4,7 +4,7 @@
 front on a loopback port the gateway chooses, optionally LDAPS and StartTLS with a throwaway
 CA, one service account `cn=radius,ou=services,dc=idgate`, the sources it is given), puts a
 migrated store there (`migrated_store`: a copy of one schema per test process, what
-`idgate db upgrade` writes; tests/gateway/test_cli.py runs that command itself) and then
+`idgate db upgrade` writes; tests/gateway/runtime/test_cli.py runs that command itself) and then
 `idgate serve --config F --only ldap --log-format json` in a process group of its own
 (`ServerProcess`: one log per start in the temp dir, teardown that never leaves it behind). It
 is ready when it has written its ready file (`--ready-file`), which gives the ports it bound;

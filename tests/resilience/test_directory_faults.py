@@ -7,10 +7,11 @@ themselves: SIGKILL, SIGTERM, SIGSTOP/SIGCONT, and a TLS certificate the gateway
 
 These run on SQLite only: what they exercise is the directory connector (failover, timeouts,
 TLS) and the JIT read's deadline, which do not depend on the store backend; the store-level
-claim and row-lock logic they rely on runs on both backends in tests/gateway/test_jit_processes.py
-and tests/store. The runtime-level versions of some of these (tests/gateway/test_auth_slapd.py:
-failover, no server answers, a silent server) check one bind at a time; here the binds are
-concurrent, the gateway is a separate process and the servers die while answering.
+claim and row-lock logic they rely on runs on both backends in
+tests/gateway/auth/test_jit_processes.py and tests/store. The runtime-level versions of some of
+these (tests/gateway/auth/test_auth_slapd.py: failover, no server answers, a silent server)
+check one bind at a time; here the binds are concurrent, the gateway is a separate process and
+the servers die while answering.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ Each scenario runs a real `idgate serve` (FullGateway: both fronts) on SQLite an
 IDGATE_TEST_DATABASE_URL set, on PostgreSQL (a schema of its own per test, `fresh_pg_schema`),
 in front of a slapd of its own loaded with `load_people` users (mail and both phones: a
 half-written record would show). A restart reuses the same configuration and store.
-The worker-level version of the bulk scenario (tests/gateway/test_bulk_sync.py, a `build()`
+The worker-level version of the bulk scenario (tests/gateway/jobs/test_bulk_sync.py, a `build()`
 runtime in a subprocess) checks the job's lease; here it is `idgate serve` and the admin API.
 """
 

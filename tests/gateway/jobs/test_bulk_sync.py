@@ -64,7 +64,7 @@ from tests.servers.slapd import Slapd
 
 pytestmark = pytest.mark.slapd
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 BENCH = 1500
 #: The user limit of the limit test: the 503 enabled users past it, with bob and carol, are
 #: more than a details list keeps (400).

@@ -17,7 +17,7 @@ from gateway.operations.health import Check
 from scim.app import create_app
 
 IDGATE = str(Path(sys.executable).parent / "idgate")
-SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "config"
+SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "config"
 
 
 def idgate(*args: str, cwd: Path | None = None, stdin: str | None = None, env=None):

@@ -19,7 +19,7 @@ from gateway.runtime.main import build
 from store.db import Store
 from store.models import User
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 PROCESSES, THREADS = 4, 50
 
 

@@ -35,7 +35,7 @@ from gateway.config import (
 from gateway.engine.statusmap import AD_STATUS_MAPPING, ExpirationFormat, StatusMapping
 from gateway.engine.types import Role
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SAMPLES = ROOT / "tests" / "samples" / "config"
 DOCS = ROOT / "docs" / "configuration.md"
 
