@@ -25,7 +25,7 @@ from gateway.errors import (
     UpstreamTimeout,
 )
 from gateway.jobs.service import JobRunning
-from gateway.outages import Outage, outage_of
+from scim.errors import outage_answer
 
 #: RFC 6750 §3: the challenge of a request without a valid token.
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="idgate-admin"'}
@@ -100,19 +100,11 @@ def domain_error(exc: IdgateError) -> ApiError:
     return INTERNAL
 
 
-#: A store that is busy, down or full: the client may try again later (RFC 9110 §15.6.4,
-#: RFC 4918 §11.5), as the SCIM front answers (scim/errors.py).
-_OUTAGES = {
-    Outage.BUSY: ApiError(503, "store_busy", "the store is busy; try again shortly"),
-    Outage.UNAVAILABLE: ApiError(503, "store_unavailable", "the store is unavailable"),
-    Outage.FULL: ApiError(507, "store_full", "the store is out of space; nothing was written"),
-}
-
-
 def outage_error(exc: BaseException) -> ApiError | None:
-    """The answer to a store outage, or None when `exc` is not one (then it is a bug)."""
-    outage = outage_of(exc)
-    return None if outage is None else _OUTAGES[outage]
+    """The answer to a store outage (the HTTP front's one table, `scim.errors.OUTAGES`), or
+    None when `exc` is not one (then it is a bug)."""
+    answer = outage_answer(exc)
+    return None if answer is None else ApiError(answer.status, answer.code, answer.detail)
 
 
 def validation_error(exc: ValidationError, *, where: str) -> ApiError:
