@@ -61,12 +61,6 @@ from sqlalchemy.orm.interfaces import ORMOption
 from sqlalchemy.sql.functions import Function
 
 from query import filter as q
-
-# Transitional: gateway.users.provisioning still imports these three from here. Once it
-# imports them from query.filter, delete these lines; nothing else imports nodes from here.
-from query.filter import And as And
-from query.filter import Attr as Attr
-from query.filter import Node as Node
 from store.db import FOLD_FUNCTION
 from store.models import Group, GroupMember, PhoneNumber, Source, User
 
