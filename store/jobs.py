@@ -16,23 +16,10 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+# Re-exported: tests read the counters as store.jobs.COUNTERS.
+from store.job_columns import COUNTERS as COUNTERS
+from store.job_columns import LIVE_STATES
 from store.models import JobHold, Lease, SyncJob, SyncJobDetail, User
-
-#: States of a job that still has a process working on it.
-LIVE_STATES = ("running", "stopping")
-#: The counters of a job row, in the order reports show them.
-COUNTERS = (
-    "read",
-    "added",
-    "updated",
-    "unchanged",
-    "disabled",
-    "not_synchronized",
-    "deleted",
-    "failed",
-    "held",
-)
-
 
 # -- leases ------------------------------------------------------------------------------------
 

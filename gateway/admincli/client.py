@@ -28,24 +28,6 @@ from gateway import __version__
 #: A JSON object as the API answers it.
 JsonObject = dict[str, Any]
 
-#: Job states that are still moving (docs/admin-api.md, `Job.state`).
-LIVE_STATES = frozenset({"running", "stopping"})
-#: The counters of a job, in the order people read them (SPEC §5.3, then cleanup's and
-#: refresh's own).
-COUNTERS = (
-    "read",
-    "added",
-    "updated",
-    "unchanged",
-    "disabled",
-    "not_synchronized",
-    "deleted",
-    "failed",
-    "held",
-)
-#: The categories of a job's details lists.
-CATEGORIES = COUNTERS[1:]
-
 
 class AdminError(Exception):
     """The admin API refused or failed a request, or could not be reached.

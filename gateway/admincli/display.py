@@ -14,7 +14,7 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
-from gateway.admincli.client import LIVE_STATES, JsonObject
+from gateway.admincli.client import JsonObject
 from gateway.admincli.formatting import (
     LABELS,
     STATE_STYLES,
@@ -26,6 +26,7 @@ from gateway.admincli.formatting import (
     title,
     took,
 )
+from store.job_columns import LIVE_STATES
 
 
 class Display:

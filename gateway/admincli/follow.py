@@ -9,11 +9,12 @@ from typing import NoReturn
 import click
 from rich.text import Text
 
-from gateway.admincli.client import LIVE_STATES, AdminError, JsonObject
+from gateway.admincli.client import AdminError, JsonObject
 from gateway.admincli.display import Display, LineDisplay, LiveDisplay
 from gateway.admincli.formatting import title
 from gateway.admincli.render import job_card, job_exit_code
 from gateway.admincli.session import Session
+from store.job_columns import LIVE_STATES
 
 
 class StopWaiting(Exception):

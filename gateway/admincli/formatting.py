@@ -7,7 +7,8 @@ from typing import Any
 
 from rich.text import Text
 
-from gateway.admincli.client import COUNTERS, JsonObject
+from gateway.admincli.client import JsonObject
+from store.job_columns import COUNTERS
 
 LABELS = {name: name.replace("_", " ") for name in COUNTERS}
 #: Column headings where width is short.
@@ -97,11 +98,12 @@ def counts_of(job: JsonObject) -> dict[str, int]:
 
 
 def shown_counters(jobs: Sequence[JsonObject]) -> list[str]:
-    """The live counters, plus deleted and failed where a job has any, or is a cleanup."""
+    """The live counters, plus each other counter where a job has any, or is a cleanup."""
     extra = [
         name
-        for name in ("deleted", "failed", "held")
-        if any(counts_of(j)[name] or j.get("kind") == "cleanup" for j in jobs)
+        for name in COUNTERS
+        if name not in LIVE_COUNTERS
+        and any(counts_of(j)[name] or j.get("kind") == "cleanup" for j in jobs)
     ]
     return [*LIVE_COUNTERS, *extra]
 

@@ -6,7 +6,7 @@ import click
 from rich.table import Table
 from rich.text import Text
 
-from gateway.admincli.client import CATEGORIES, LIVE_STATES, JsonObject
+from gateway.admincli.client import JsonObject
 from gateway.admincli.follow import (
     Follower,
     StopWaiting,
@@ -24,6 +24,7 @@ from gateway.admincli.render import (
     resync_card,
 )
 from gateway.admincli.session import Session, local_error
+from store.job_columns import CATEGORIES, LIVE_STATES
 
 #: Held users asked for per request by `idgate sync holds`.
 HOLDS_PAGE = 1000

@@ -7,7 +7,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from gateway.admincli.client import COUNTERS, LIVE_STATES, JsonObject
+from gateway.admincli.client import JsonObject
 from gateway.admincli.formatting import (
     LABELS,
     SHORT_LABELS,
@@ -21,6 +21,7 @@ from gateway.admincli.formatting import (
     what,
     when,
 )
+from store.job_columns import COUNTERS, LIVE_STATES
 
 # -- jobs -----------------------------------------------------------------------------------
 

@@ -40,6 +40,7 @@ from gateway.engine.plan import Outcome
 from gateway.engine.roles import Permission
 from gateway.errors import Conflict, IdgateError, InvalidInput, NotFound
 from gateway.users.service import SYSTEM, Actor, Clock, SyncResult
+from store import job_columns
 from store import jobs as queries
 from store import users as user_queries
 from store.db import Store
@@ -66,12 +67,13 @@ class JobState(StrEnum):
     DISCARDED = "discarded"
 
 
-LIVE = frozenset({JobState.RUNNING, JobState.STOPPING})
+LIVE = frozenset(JobState(state) for state in job_columns.LIVE_STATES)
 #: Kinds that work on one source; cleanup works on every source at once.
 PER_SOURCE = frozenset({JobKind.BULK, JobKind.REFRESH})
 #: The categories of a job's details lists (SPEC §5.3), plus cleanup's deletions, refresh's
-#: failed reads and the users the mass-disable guard held: every counter but `read`.
-CATEGORIES = queries.COUNTERS[1:]
+#: failed reads and the users the mass-disable guard held: every counter but `read`. Named
+#: here too for the fronts, which may not import the store.
+CATEGORIES = job_columns.CATEGORIES
 
 INTERRUPTED_REASON = "the gateway process running it stopped before it finished"
 #: Hold rows per INSERT.
@@ -98,7 +100,7 @@ class Counts:
     held: int = 0
 
     def as_dict(self) -> dict[str, int]:
-        return {name: getattr(self, name) for name in queries.COUNTERS}
+        return {name: getattr(self, name) for name in job_columns.COUNTERS}
 
 
 @dataclass(frozen=True)
@@ -199,7 +201,7 @@ class Progress:
             names: (user_name, external_id) of each result's user, for the details lists.
             read: how many entries the page read from the source.
         """
-        counts = dict.fromkeys(queries.COUNTERS, 0)
+        counts = dict.fromkeys(job_columns.COUNTERS, 0)
         counts["read"] = read
         details: list[tuple[str, str, str | None, str]] = []
         for result, (user_name, external_id) in zip(results, names, strict=True):
@@ -383,7 +385,7 @@ class Jobs:
                 lease_expires_at=now + self._lease,
                 stop_requested=False,
                 batch_id=batch_id,
-                **dict.fromkeys(queries.COUNTERS, 0),
+                **dict.fromkeys(job_columns.COUNTERS, 0),
             )
             session.add(job)
             session.flush()
@@ -805,7 +807,7 @@ def resync_summary(
     skipped: Sequence[tuple[str, str]],
 ) -> dict[str, Any]:
     """The summary a resync's completion notice carries."""
-    total = dict.fromkeys(queries.COUNTERS, 0)
+    total = dict.fromkeys(job_columns.COUNTERS, 0)
     for job in jobs:
         for name, value in job.counts.as_dict().items():
             total[name] += value
@@ -874,7 +876,7 @@ def _view(job: SyncJob) -> JobView:
         ended_at=job.ended_at,
         error=job.error,
         batch_id=job.batch_id,
-        counts=Counts(**{name: getattr(job, name) or 0 for name in queries.COUNTERS}),
+        counts=Counts(**{name: getattr(job, name) or 0 for name in job_columns.COUNTERS}),
         held_reason=job.held_reason,
     )
 
