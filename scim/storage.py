@@ -6,7 +6,10 @@ these classes are where it reads and writes. They translate, call the service in
 SCIM errors here, in one table (`scim_error`).
 """
 
-from collections.abc import Callable
+import heapq
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from itertools import islice
 from typing import Any, TypeVar
 
 from scim2_models import (
@@ -19,6 +22,7 @@ from scim2_models import (
     ResponseParameters,
     SCIMException,
     SearchRequest,
+    TooManyException,
     UniquenessException,
 )
 from scim2_server.errors import MethodNotAllowedException
@@ -30,9 +34,15 @@ from gateway.users.provisioning import EVERYTHING, Provisioning, Query
 from scim import mapping
 from scim.errors import store_error
 from scim.filters import ADMIN_USERS, GROUPS, USERS, Translator
+from scim.schemas import MAX_RESULTS
 
 T = TypeVar("T")
 _MAX_OFFSET = 2**31 - 1
+#: A search sorted across resource types merges their first results here: at most this many
+#: of each type (a page beyond them is refused as tooMany, RFC 7644 §3.12).
+_MERGE_WINDOW = MAX_RESULTS
+#: One resource type's query in a search, before its page is set.
+_Share = tuple[ResourceType, Query]
 
 
 def scim_error(exc: IdgateError) -> SCIMException:
@@ -75,10 +85,73 @@ def _bounds(request: SearchRequest[Any]) -> tuple[int, int]:
 
 
 def _query(translator: Translator, request: SearchRequest[Any], offset: int, limit: int) -> Query:
+    query = _sorted(translator, request, _filtered(translator, request))
+    return replace(query, offset=offset, limit=limit)
+
+
+def _filtered(translator: Translator, request: SearchRequest[Any]) -> Query:
+    """The search's filter, unsorted (InvalidFilterException: the translator refuses it)."""
     where = translator.filter(request.filter) if request.filter is not None else EVERYTHING
-    order = translator.sort(str(request.sort_by)) if request.sort_by is not None else None
-    descending = request.sort_order == SearchRequest.SortOrder.descending
-    return Query(where, order, descending, offset, limit)
+    return Query(where, descending=_descending(request))
+
+
+def _sorted(translator: Translator, request: SearchRequest[Any], query: Query) -> Query:
+    """`query` in the search's order (InvalidValueException: the translator refuses it)."""
+    if request.sort_by is None:
+        return query
+    return replace(query, order=translator.sort(str(request.sort_by)))
+
+
+def _descending(request: SearchRequest[Any]) -> bool:
+    return request.sort_order == SearchRequest.SortOrder.descending
+
+
+def _blocks(resource_types: list[ResourceType], request: SearchRequest[Any]) -> list[list[_Share]]:
+    """The resource types' queries, grouped in the order their results follow each other.
+
+    RFC 7644 §3.4.2.1: an attribute a resource type does not have matches none of its
+    resources in a filter, and is no value to sort them by: they come last when ascending and
+    first when descending, as resources without a value do (§3.4.2.3), and so do those of a
+    type that cannot sort by it (as scim2-models' `SearchRequest.sort` orders them). The types
+    that do sort by it form one block, whose results are merged.
+
+    Raises:
+        InvalidFilterException, InvalidValueException: the only type refuses the filter or
+            the sort.
+    """
+    alone = len(resource_types) == 1
+    ordered, unordered = list[_Share](), list[_Share]()
+    for resource_type in resource_types:
+        translator = GROUPS if resource_type.name == "Group" else USERS
+        try:
+            query = _filtered(translator, request)
+        except (InvalidFilterException, InvalidValueException):
+            if alone:
+                raise
+            continue
+        try:
+            query = _sorted(translator, request, query)
+        except InvalidValueException:
+            if alone:
+                raise
+        (ordered if query.order is not None else unordered).append((resource_type, query))
+    head = [ordered] if ordered else []
+    tail = [[share] for share in unordered]
+    return tail + head if _descending(request) else head + tail
+
+
+def _merged(
+    request: SearchRequest[Any], pages: list[list[Resource[Any]]]
+) -> Iterator[Resource[Any]]:
+    """Resources of several types, each list in the store's order, as one list in that order."""
+
+    def key(resource: Resource[Any]) -> tuple[bool, Any]:
+        value = request.sort_value(resource)
+        # "" is no value, as the store sorts it (RFC 7644 §3.4.2.2: `pr` wants a non-empty one).
+        missing = value is None or value == ""
+        return missing, None if missing else value
+
+    return heapq.merge(*pages, key=key, reverse=_descending(request))
 
 
 class SourceStorage(AsyncScimStorage):
@@ -117,30 +190,46 @@ class SourceStorage(AsyncScimStorage):
         *,
         position: Any = None,
     ) -> SearchPage:
-        # RFC 7644 §3.4.3: a search at the root covers every resource type, as one list: the
-        # users, then the groups. An attribute a type does not have matches none of its
-        # resources (§3.4.2.1), so a filter one type cannot read leaves that type out.
+        # RFC 7644 §3.4.3: a search at the root covers every resource type, as one list.
         offset, limit = _bounds(search_request)
         total, found = 0, list[Resource[Any]]()
-        for resource_type in resource_types:
-            translator = GROUPS if resource_type.name == "Group" else USERS
-            try:
-                page_query = _query(
-                    translator, search_request, max(offset - total, 0), limit - len(found)
-                )
-            except (InvalidFilterException, InvalidValueException):
-                if len(resource_types) == 1:
-                    raise
-                continue
-            if resource_type.name == "Group":
-                groups = await _call(self._service.search_groups, self._source, page_query)
-                total += groups.total
-                found += [mapping.group_resource(g) for g in groups.items]
-            else:
-                users = await _call(self._service.search_users, self._source, page_query)
-                total += users.total
-                found += [mapping.user_resource(u, self._user_model) for u in users.items]
+        for block in _blocks(resource_types, search_request):
+            count, items = await self._block(
+                block, search_request, max(offset - total, 0), limit - len(found)
+            )
+            total += count
+            found += items
         return SearchPage(total, found)
+
+    async def _block(
+        self, block: list[_Share], request: SearchRequest[Any], offset: int, limit: int
+    ) -> tuple[int, list[Resource[Any]]]:
+        if len(block) == 1 or limit == 0:
+            pages = [await self._page(t, replace(q, offset=offset, limit=limit)) for t, q in block]
+            return sum(count for count, _ in pages), [r for _, items in pages for r in items]
+        # The page is among each type's first offset + limit resources, merged.
+        window = offset + limit
+        fetch = min(window, _MERGE_WINDOW)
+        pages = [await self._page(t, replace(q, offset=0, limit=fetch)) for t, q in block]
+        total = sum(count for count, _ in pages)
+        if offset >= total:
+            return total, []
+        if any(len(items) < min(window, count) for count, items in pages):
+            raise TooManyException(
+                detail=f"a search sorted across resource types reaches the first {fetch} "
+                "resources of each; filter it, or search one resource type"
+            )
+        merged = _merged(request, [items for _, items in pages])
+        return total, list(islice(merged, offset, window))
+
+    async def _page(
+        self, resource_type: ResourceType, query: Query
+    ) -> tuple[int, list[Resource[Any]]]:
+        if resource_type.name == "Group":
+            groups = await _call(self._service.search_groups, self._source, query)
+            return groups.total, [mapping.group_resource(g) for g in groups.items]
+        users = await _call(self._service.search_users, self._source, query)
+        return users.total, [mapping.user_resource(u, self._user_model) for u in users.items]
 
     async def create(self, resource_type: ResourceType, resource: Resource[Any]) -> Resource[Any]:
         if resource_type.name == "Group":
