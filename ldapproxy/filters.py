@@ -51,7 +51,7 @@ def check_size(item: Any) -> None:
             stack.append(node.value)
 
 
-def _text(value: Any) -> str | None:
+def _filter_string(value: Any) -> str | None:
     """The text of an LDAPString in a filter; None for anything else or not UTF-8 (an INTEGER
     there must not become `bytes(n)`, n zero bytes)."""
     raw = value.value if hasattr(value, "value") else value
@@ -82,7 +82,7 @@ def translate(item: Any, schema: SourceSchema, depth: int = 0) -> q.Node:
     if isinstance(item, pureldap.LDAPFilter_not):
         return q.Not(translate(item.value, schema, depth + 1))
     if isinstance(item, pureldap.LDAPFilter_present):
-        return _present(_text(item) or "", schema)
+        return _present(_filter_string(item) or "", schema)
     if isinstance(item, pureldap.LDAPFilter_substrings):
         return _substrings(item, schema)
     if isinstance(item, pureldap.LDAPAttributeValueAssertion):
@@ -98,8 +98,8 @@ def _present(name: str, schema: SourceSchema) -> q.Node:
 
 
 def _assertion(item: Any, schema: SourceSchema) -> q.Node:
-    name = _text(item.attributeDesc) or ""
-    value = _text(item.assertionValue)
+    name = _filter_string(item.attributeDesc) or ""
+    value = _filter_string(item.assertionValue)
     if value is None:
         return UNDEFINED
     if name.casefold() == "objectclass":
@@ -119,14 +119,14 @@ def _assertion(item: Any, schema: SourceSchema) -> q.Node:
 
 
 def _substrings(item: Any, schema: SourceSchema) -> q.Node:
-    attr = schema.attr(_text(item.type) or "")
+    attr = schema.attr(_filter_string(item.type) or "")
     if attr is None:
         return UNDEFINED
     initial: str | None = None
     final: str | None = None
     middle: list[str] = []
     for part in item.substrings:
-        text = _text(part)
+        text = _filter_string(part)
         if text is None:
             return UNDEFINED
         if isinstance(part, pureldap.LDAPFilter_substrings_initial):
@@ -148,8 +148,8 @@ def login_values(item: Any, schema: SourceSchema) -> list[str]:
     if isinstance(item, pureldap.LDAPFilter_and):
         return [v for i in item for v in login_values(i, schema)]
     if isinstance(item, pureldap.LDAPFilter_equalityMatch):
-        name = (_text(item.attributeDesc) or "").casefold()
-        value = _text(item.assertionValue)
+        name = (_filter_string(item.attributeDesc) or "").casefold()
+        value = _filter_string(item.assertionValue)
         if value and name in (schema.login.casefold(), "uid"):
             return [value]
     return []
@@ -181,20 +181,23 @@ def matches(
         inner = matches(item.value, attributes, known, depth + 1)
         return None if inner is None else not inner
     folded = {name.casefold(): [v.casefold() for v in vs] for name, vs in attributes.items()}
-    name = _text(item.type if isinstance(item, pureldap.LDAPFilter_substrings) else item) or ""
+    name = (
+        _filter_string(item.type if isinstance(item, pureldap.LDAPFilter_substrings) else item)
+        or ""
+    )
     if isinstance(item, pureldap.LDAPAttributeValueAssertion):
-        name = _text(item.attributeDesc) or ""
+        name = _filter_string(item.attributeDesc) or ""
     if name.casefold() not in folded and name.casefold() not in known:
         return None
     if isinstance(item, pureldap.LDAPFilter_present):
-        return (_text(item) or "").casefold() in folded
+        return (_filter_string(item) or "").casefold() in folded
     if isinstance(item, pureldap.LDAPFilter_substrings):
-        values = folded.get((_text(item.type) or "").casefold(), [])
-        pieces = [(_text(p) or "").casefold() for p in item.substrings]
+        values = folded.get((_filter_string(item.type) or "").casefold(), [])
+        pieces = [(_filter_string(p) or "").casefold() for p in item.substrings]
         return any(_substring_match(v, item.substrings, pieces) for v in values)
     if isinstance(item, pureldap.LDAPFilter_equalityMatch | pureldap.LDAPFilter_approxMatch):
-        value = _text(item.assertionValue)
-        values = folded.get((_text(item.attributeDesc) or "").casefold(), [])
+        value = _filter_string(item.assertionValue)
+        values = folded.get((_filter_string(item.attributeDesc) or "").casefold(), [])
         return value is not None and value.casefold() in values
     return None
 

@@ -172,7 +172,7 @@ def _response_class(op: Any) -> type:
     return _RESPONSE_OF[pureldap.LDAPExtendedRequest]
 
 
-def _text(raw: Any) -> str:
+def _ldap_string(raw: Any) -> str:
     """A request's LDAPString as text (RFC 4511 §4.1.2: UTF-8).
 
     Raises:
@@ -376,7 +376,7 @@ class Connection(protocol.Protocol, TimeoutMixin):
         if op.sasl:
             self.services.recorder.bind("sasl_refused")
             raise LdapError(Code.AUTH_METHOD_NOT_SUPPORTED, "SASL binds are not supported")
-        name, password = _text(op.dn), _text(op.auth)
+        name, password = _ldap_string(op.dn), _ldap_string(op.auth)
         if not name and not password:
             self.services.recorder.bind("anonymous")
             self._reply(request, Code.SUCCESS)  # RFC 4513 §5.1.1
@@ -457,11 +457,11 @@ class Connection(protocol.Protocol, TimeoutMixin):
 
     def search(self, request: wire.Request) -> "defer.Deferred[None] | None":
         op = request.op
-        base = _text(op.baseObject)
+        base = _ldap_string(op.baseObject)
         scope = Scope(op.scope) if op.scope in (0, 1, 2) else None
         if scope is None:
             raise LdapError(Code.PROTOCOL_ERROR, "unknown search scope")
-        attributes = [_text(a) for a in op.attributes]
+        attributes = [_ldap_string(a) for a in op.attributes]
         limits = (op.sizeLimit, op.timeLimit)  # RFC 4511 §4.5.1: INTEGER (0 .. maxInt)
         if not all(type(v) is int for v in limits) or min(limits) < 0:
             raise LdapError(
@@ -820,9 +820,9 @@ def _password_modify_fields(value: bytes | None) -> tuple[str | None, str, str]:
         raise LdapError(Code.PROTOCOL_ERROR, "malformed password modify request") from exc
     identity = fields.get("LDAPPasswordModifyRequest_userIdentity")
     return (
-        None if identity is None else _text(identity),
-        _text(fields.get("LDAPPasswordModifyRequest_oldPasswd", b"")),
-        _text(fields.get("LDAPPasswordModifyRequest_newPasswd", b"")),
+        None if identity is None else _ldap_string(identity),
+        _ldap_string(fields.get("LDAPPasswordModifyRequest_oldPasswd", b"")),
+        _ldap_string(fields.get("LDAPPasswordModifyRequest_newPasswd", b"")),
     )
 
 

@@ -146,7 +146,7 @@ class Store:
             yield session
 
     @contextmanager
-    def plain(self) -> Iterator[Connection]:
+    def core_connection(self) -> Iterator[Connection]:
         """A Core connection for hot-path reads that need no ORM entities."""
         with self.engine.connect() as connection:
             yield connection

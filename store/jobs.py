@@ -16,8 +16,6 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-# Re-exported: tests read the counters as store.jobs.COUNTERS.
-from store.job_columns import COUNTERS as COUNTERS
 from store.job_columns import LIVE_STATES
 from store.models import JobHold, Lease, SyncJob, SyncJobDetail, User
 

@@ -124,7 +124,7 @@ def lookup(
         by = "user_name"
         if subject.kind is NameKind.DOWNLEVEL:
             key = key.partition("\\")[2]
-    with store.plain() as connection:
+    with store.core_connection() as connection:
         row = queries.bind_record(connection, subject.source.id, by, key, failures_since)
     return CachedUser.of(row) if row else None
 

@@ -68,7 +68,7 @@ class FailureLimiter:
         """The failures of `name` within the window (raises the store's errors: a bind
         without this answer would either skip the limit or refuse everyone)."""
         key = name_key(name)
-        with self._store.plain() as connection:
+        with self._store.core_connection() as connection:
             count = queries.recent_failures(connection, key, self.since())
         return Tally(key, count, count >= self._limit)
 

@@ -722,7 +722,7 @@ def test_user_name_equality_seeks_the_unique_index(users):
         queries.ensure_sources(session, [("extra", "scim")], NOW)
         session.flush()
         session.execute(insert(User), rows)
-    with users.plain() as connection:
+    with users.core_connection() as connection:
         connection.exec_driver_sql("ANALYZE")
         connection.commit()
 
@@ -742,7 +742,7 @@ def test_user_name_equality_seeks_the_unique_index(users):
     # One page query each: a first page shorter than the limit holds every match, so no COUNT.
     assert len(statements) == 2
 
-    with users.plain() as connection:
+    with users.core_connection() as connection:
         index = _unique_index_on_user_name(connection, users.dialect)
         for statement, parameters in statements:
             if users.dialect == "sqlite":

@@ -40,6 +40,7 @@ from gateway.runtime.main import Runtime
 from gateway.users.records import view_of
 from gateway.users.service import LIMIT_REACHED, NAME_CONFLICT, utcnow
 from store import jobs as job_queries
+from store.job_columns import COUNTERS
 from tests.gateway.bulkfixture import (
     SEED_ADDED,
     SEED_NOT_SYNCHRONIZED,
@@ -76,7 +77,7 @@ ENABLED = BENCH + len(SEED_ADDED)
 
 
 def expected(**counts: int) -> dict[str, int]:
-    return {name: counts.get(name, 0) for name in job_queries.COUNTERS}
+    return {name: counts.get(name, 0) for name in COUNTERS}
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,7 @@ from gateway.users.service import UserService
 from store import jobs as job_queries
 from store import users as store_users
 from store.db import Store
+from store.job_columns import COUNTERS
 from store.models import Lease
 from tests.clock import Clock
 from tests.gateway.bulkfixture import (
@@ -48,7 +49,7 @@ DAY = timedelta(days=1)
 
 
 def expected(**counts: int) -> dict[str, int]:
-    return {name: counts.get(name, 0) for name in job_queries.COUNTERS}
+    return {name: counts.get(name, 0) for name in COUNTERS}
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from gateway.jobs.service import JobRunning, JobState, ResyncView
 from gateway.runtime.main import Runtime
 from gateway.users.service import utcnow
 from store import jobs as job_queries
+from store.job_columns import COUNTERS
 from store.models import AuditEvent
 from tests.gateway.bulkfixture import SOURCE, SUPER, Clocked, audit, notifier_callable, wait_until
 from tests.gateway.realgw import Gateways, slapd_source
@@ -156,7 +157,7 @@ def check_summary(runtime: Runtime, view: ResyncView, summary: dict[str, Any]) -
     assert summary["requested_by"] == SUPER.name
     listed = {entry["source"]: entry for entry in summary["jobs"]}
     assert set(listed) == set(jobs)
-    totals = dict.fromkeys(job_queries.COUNTERS, 0)
+    totals = dict.fromkeys(COUNTERS, 0)
     for source_id, job in jobs.items():
         entry = listed[source_id]
         assert (entry["job"], entry["state"], entry["error"]) == (job.id, job.state.value, None)
