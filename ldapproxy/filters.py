@@ -65,16 +65,21 @@ def _filter_string(value: Any) -> str | None:
         return None
 
 
+
+def _check_bounds(item: Any, depth: int) -> None:
+    """The whole filter's size once, at its top; the depth at every level."""
+    if depth == 0:
+        check_size(item)
+    if depth > MAX_DEPTH:
+        raise FilterTooDeep
+
 def translate(item: Any, schema: SourceSchema, depth: int = 0) -> q.Node:
     """The store filter equivalent to `item` for users of `schema`'s source.
 
     Raises:
         FilterTooDeep: more than MAX_DEPTH levels of and/or/not, or MAX_TERMS items.
     """
-    if depth == 0:
-        check_size(item)
-    if depth > MAX_DEPTH:
-        raise FilterTooDeep
+    _check_bounds(item, depth)
     if isinstance(item, pureldap.LDAPFilter_and):
         return q.And(tuple(translate(i, schema, depth + 1) for i in item))
     if isinstance(item, pureldap.LDAPFilter_or):
@@ -167,10 +172,7 @@ def matches(
     Raises:
         FilterTooDeep: more than MAX_DEPTH levels of and/or/not, or MAX_TERMS items.
     """
-    if depth == 0:
-        check_size(item)
-    if depth > MAX_DEPTH:
-        raise FilterTooDeep
+    _check_bounds(item, depth)
     if isinstance(item, pureldap.LDAPFilter_and | pureldap.LDAPFilter_or):
         results = [matches(i, attributes, known, depth + 1) for i in item]
         decisive = isinstance(item, pureldap.LDAPFilter_or)
