@@ -65,13 +65,13 @@ def _filter_string(value: Any) -> str | None:
         return None
 
 
-
 def _check_bounds(item: Any, depth: int) -> None:
     """The whole filter's size once, at its top; the depth at every level."""
     if depth == 0:
         check_size(item)
     if depth > MAX_DEPTH:
         raise FilterTooDeep
+
 
 def translate(item: Any, schema: SourceSchema, depth: int = 0) -> q.Node:
     """The store filter equivalent to `item` for users of `schema`'s source.
