@@ -10,7 +10,7 @@ import logging
 import sys
 from types import ModuleType
 
-from bench import auth, bulksync, flood, ldap, scim, suite
+from bench import auth, bulksync, flood, ldap, scim, suite, upstream
 
 BENCHMARKS: dict[str, ModuleType] = {
     "all": suite,
@@ -19,6 +19,7 @@ BENCHMARKS: dict[str, ModuleType] = {
     "flood": flood,
     "ldap": ldap,
     "scim": scim,
+    "upstream": upstream,
 }
 try:
     from bench import soak  # type: ignore[attr-defined,unused-ignore]
