@@ -605,7 +605,7 @@ def _print_table(report: dict[str, Any], outcome: Outcome) -> None:
             f" {report['parameters']['sweep_seconds']:g} s each"
         )
         keys = ("direct", "back-ldap", "gateway", "due")
-        print(f"{'clients':>8}" + "".join(f"{TITLES[key]:>26}" for key in keys))
+        print(f"{'clients':>8}" + "".join(f"{TITLES[key]:>30}" for key in keys))
         for clients, targets in report["sweep"].items():
             cells = [
                 f"{t['binds_per_second']:,.0f} ({t['p99_ms']:.1f})"
@@ -613,7 +613,7 @@ def _print_table(report: dict[str, Any], outcome: Outcome) -> None:
                 else "-"
                 for key in keys
             ]
-            print(f"{clients:>8}" + "".join(f"{cell:>26}" for cell in cells))
+            print(f"{clients:>8}" + "".join(f"{cell:>30}" for cell in cells))
     parameters, environment = report["parameters"], report["environment"]
     print(
         f"\n{parameters['users']:,} users, {parameters['concurrency']} client processes,"
