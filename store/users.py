@@ -348,13 +348,17 @@ def analyze_users(session: Session) -> None:
 
 def mark_synced(session: Session, user_ids: list[str], at: datetime, job_id: int | None) -> None:
     """Record a sync that found nothing new: the JIT window restarts (SPEC §5.1), nothing else
-    changes (the version stays: the resource did not change)."""
+    changes (the version stays: the resource did not change). A bulk run (`job_id`) records
+    that it saw the users; another sync leaves what a run recorded as it is."""
     if not user_ids:
         return
+    values: dict[str, Any] = {"last_sync_at": at, "sync_claim_until": None}
+    if job_id is not None:
+        values["seen_in_job"] = job_id
     session.execute(
         update(User)
         .where(User.id.in_(user_ids))
-        .values(last_sync_at=at, sync_claim_until=None, seen_in_job=job_id)
+        .values(**values)
         .execution_options(synchronize_session=False)
     )
 

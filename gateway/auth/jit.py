@@ -229,7 +229,9 @@ class JitSync:
                 dn, user_name = cached.dn, cached.user_name
             else:
                 report = to_source_user(entry, source, self._clock())
-                result = self._users.apply_report(session, source.id, report, Trigger.JIT)
+                result = self._users.apply_report(
+                    session, source.id, report, Trigger.JIT, view=False
+                )
                 dn, user_name = entry.dn, report.user_name
         # The record as this sync left it, without reading back the row just written.
         assert result.state is not None

@@ -92,6 +92,39 @@ def test_unchanged_sync_keeps_the_etag_and_a_change_moves_it(service):
     assert service.get(SUPER, user_id).version == version + 1
 
 
+def test_a_jit_report_that_changes_nothing_writes_the_sync_time_alone(service, store, clock):
+    """The JIT path's quick sync (`view=False`): same answer as the full one, and only
+    last_sync_at moves: no audit event, the ETag and updated_at stay, and a bulk run's mark
+    on the record stays too."""
+    user_id = service.apply_report("corp", alice(), Trigger.BULK).user_id
+    with store.writing() as session:
+        session.get_one(User, user_id).seen_in_job = 7
+    before = service.get(SUPER, user_id)
+    with store.reading() as session:
+        events = len(queries.audit_events(session, user_id=user_id))
+    clock.advance(seconds=600)
+    with store.writing() as session:
+        quick = service.users.apply_report(session, "corp", alice(), Trigger.JIT, view=False)
+    assert (quick.outcome, quick.user_id, quick.state) == (
+        Outcome.UNCHANGED,
+        user_id,
+        before.state,
+    )
+    after = service.get(SUPER, user_id)
+    assert after.last_sync_at == clock.now
+    assert (after.version, after.updated_at) == (before.version, before.updated_at)
+    with store.reading() as session:
+        assert len(queries.audit_events(session, user_id=user_id)) == events
+        assert session.get_one(User, user_id).seen_in_job == 7
+    # A report that changes something still goes through the engine, quick or not.
+    with store.writing() as session:
+        changed = service.users.apply_report(
+            session, "corp", alice(SourceStatus.DISABLED), Trigger.JIT, view=False
+        )
+    assert changed.outcome is Outcome.DISABLED
+    assert service.get(SUPER, user_id).version == before.version + 1
+
+
 def test_disabled_new_user_is_not_added(service, store):
     result = service.apply_report("corp", alice(SourceStatus.DISABLED), Trigger.BULK)
     assert (result.outcome, result.user_id) == (Outcome.NOT_SYNCHRONIZED, None)
