@@ -436,6 +436,56 @@ def _concurrent_binds_read_once(gw, directory, clock, known):
     assert all(o.ok for o in outcomes), {o.reason for o in outcomes}
 
 
+@pytest.mark.parametrize("known", [True, False], ids=["known-user", "new-user"])
+def test_concurrent_binds_in_one_process_wait_on_the_read_in_flight(
+    store, directory, clock, known, monkeypatch
+):
+    """Binds of one user arriving while its read is in flight wait for that read's result
+    (an event in the process): one claim of the window in the store, no polling of it."""
+    gw = Gateway(store, clock, directory, jit_deadline_seconds=10)
+    calls: list[str] = []
+
+    def counting(name: str):
+        original = getattr(queries, name)
+
+        def counted(*args, **kwargs):
+            calls.append(name)
+            return original(*args, **kwargs)
+
+        return counted
+
+    for name in ("claim_sync_window", "claim_name_window", "user_claim_live", "name_claim_live"):
+        monkeypatch.setattr(queries, name, counting(name))
+    try:
+        if known:
+            assert gw.auth.authenticate("alice", "alice-pw").ok
+            clock.advance(seconds=301)
+        calls.clear()
+        reads = directory.reads
+        held = directory.hold_reads()
+        outcomes = []
+
+        def bind() -> None:
+            outcomes.append(gw.auth.authenticate("alice", "alice-pw"))
+
+        threads = [threading.Thread(target=bind) for _ in range(20)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 30
+        while gw.jit.waiting < 19 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert gw.jit.waiting == 19, "the other binds did not wait on the read in flight"
+        held.answer()
+        for t in threads:
+            t.join()
+    finally:
+        directory.held = None
+        gw.close()
+    assert directory.reads == reads + 1
+    assert all(o.ok for o in outcomes), {o.reason for o in outcomes}
+    assert calls == ["claim_sync_window" if known else "claim_name_window"]
+
+
 # -- names no source can hold (issue: a name the configuration routes nowhere) -------------
 
 
