@@ -90,6 +90,10 @@ class Services:
     run: Runner
     recorder: Recorder
     tls_context: Any = None
+    #: A Deferred that fires after that many seconds, on a timer of the event loop: how a
+    #: paced refusal (`AuthOutcome.answer_after`) waits without holding a thread. None
+    #: answers at once (harnesses without a clock).
+    delay: Callable[[float], "defer.Deferred[None]"] | None = None
     schemas: dict[str, SourceSchema] = field(init=False)
     #: Attribute names a filter may test (folded): every source's, and the containers'.
     known_attributes: frozenset[str] = field(init=False)
@@ -417,6 +421,7 @@ class Connection(protocol.Protocol, TimeoutMixin):
             work.addCallback(self._service_bound, request, account.dn)
         else:
             work = self.services.run(self.services.authenticate, name, password, route)
+            work.addCallback(self._held)
             work.addCallback(self._user_bound, request, name)
         work.addErrback(failed)
         work.addCallback(done)
@@ -438,6 +443,12 @@ class Connection(protocol.Protocol, TimeoutMixin):
             return None
         self._reply(request, Code.SUCCESS)
         return ServiceIdentity(dn)
+
+    def _held(self, outcome: AuthOutcome) -> "AuthOutcome | defer.Deferred[AuthOutcome]":
+        """The outcome once its answer may go (SPEC §6: the same answer in the same time)."""
+        if outcome.answer_after <= 0 or self.services.delay is None:
+            return outcome
+        return self.services.delay(outcome.answer_after).addCallback(lambda _: outcome)
 
     def _user_bound(
         self, outcome: AuthOutcome, request: wire.Request, name: str

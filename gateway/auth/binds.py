@@ -10,7 +10,9 @@ same reason, and take the same path upstream: a name the directory does not know
 answered with a bind (to a DN that cannot exist). The work around that bind still differs (a
 user in the JIT window needs no read, an unknown name is read upstream first, a user whose
 sync is due is read and written back), so `RefusalPacer` makes both kinds of refusal take
-the same time (tests/resilience/test_timing.py measures it through the LDAP front).
+the same time (tests/resilience/test_timing.py measures it through the LDAP front). The wait
+is the front's: the outcome says how long to hold the answer (`AuthOutcome.answer_after`),
+and the LDAP front holds it with a timer on its event loop, never a thread.
 """
 
 import functools
@@ -21,7 +23,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
@@ -63,6 +65,8 @@ class AuthOutcome:
     source_id: str | None = None
     #: The DN the user is known by (for WhoAmI and the LDAP front's bound identity).
     dn: str | None = None
+    #: Seconds the front holds this answer before sending it (`RefusalPacer`).
+    answer_after: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -129,9 +133,8 @@ class RefusalPacer:
 
     Otherwise the latency of a wrong password tells a client which names exist, although the
     answer does not (SPEC §6: "the same answer in the same time"). The wait never exceeds
-    what the slower kind costs (and `most`), time a client can make the gateway spend anyway
-    by sending that kind of name, so pacing takes no capacity from the thread pool that an
-    attacker could not.
+    what the slower kind costs (and `most`), and it holds no thread: `pace` says how long,
+    and the front waits on a timer of its event loop.
 
     Times are kept per *route*: the sources a name is looked up in, which follow from the
     configuration and the form of the name alone, so a client knows them already. Names of
@@ -146,17 +149,16 @@ class RefusalPacer:
         most: float = 0.5,
         *,
         monotonic: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._samples = samples
         self._most = most
         self._monotonic = monotonic
-        self._sleep = sleep
         self._lock = threading.Lock()
         self._took: dict[tuple[str, ...], dict[bool, deque[float]]] = {}
 
-    def settle(self, known: bool, started: float, route: tuple[str, ...] = ()) -> None:
-        """A refusal that began at `started` (`monotonic`): wait until the paced time."""
+    def pace(self, known: bool, started: float, route: tuple[str, ...] = ()) -> float:
+        """A refusal that began at `started` (`monotonic`): how many more seconds its answer
+        waits to take the paced time (0 when it took that long already)."""
         took = self._monotonic() - started
         with self._lock:
             kinds = self._took.get(route)
@@ -164,9 +166,7 @@ class RefusalPacer:
                 kinds = self._took[route] = {k: deque(maxlen=self._samples) for k in (False, True)}
             kinds[known].append(took)
             target = max(_upper_quartile(t) for t in kinds.values() if t)
-        wait = min(target, self._most) - took
-        if wait > 0:
-            self._sleep(wait)
+        return max(min(target, self._most) - took, 0.0)
 
 
 def _upper_quartile(values: deque[float]) -> float:
@@ -243,7 +243,9 @@ class Authenticator:
         self, outcome: AuthOutcome, known: bool, started: float, route: tuple[str, ...]
     ) -> AuthOutcome:
         if outcome.reason is AuthReason.INVALID_CREDENTIALS and not outcome.password_verified:
-            self._pacer.settle(known, started, route)
+            wait = self._pacer.pace(known, started, route)
+            if wait > 0:
+                return replace(outcome, answer_after=wait)
         return outcome
 
     def _attempt(self, subject: Subject, password: str) -> tuple[AuthOutcome, bool]:

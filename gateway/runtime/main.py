@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import uvicorn
 from starlette.applications import Starlette
 from twisted.internet.error import CannotListenError
+from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
@@ -318,4 +319,5 @@ def ldap_services(runtime: Runtime, reactor: Any, pool: ThreadPool) -> Services:
         run=run,
         recorder=runtime.metrics,
         tls_context=tls_of(config.ldap),
+        delay=lambda seconds: deferLater(reactor, seconds),
     )

@@ -209,6 +209,27 @@ def test_bind_outcomes_say_why_only_after_the_password_was_verified(harness: Any
     assert h.bind(dn, "down").resultCode == 52
 
 
+def test_a_paced_refusal_waits_on_a_timer_of_the_loop(harness: Any) -> None:
+    """SPEC §6, the same answer in the same time: the wait the pacer asks for is a timer of
+    the event loop (`Services.delay`), so a refusal being paced holds no thread."""
+    from twisted.internet.task import Clock, deferLater
+
+    h = harness()
+    clock = Clock()
+    h.services.delay = lambda seconds: deferLater(clock, seconds)
+    dn = "uid=user1," + ROOT
+    h.outcomes[(dn, "wrong")] = AuthOutcome(AuthReason.INVALID_CREDENTIALS, answer_after=0.25)
+    h.connection.dataReceived(wire.encode(1, pureldap.LDAPBindRequest(dn=dn, auth="wrong")))
+    assert h.responses() == []  # held: the refusal is not sent yet
+    clock.advance(0.2)
+    assert h.responses() == []
+    clock.advance(0.05)
+    (answer,) = h.responses()
+    assert answer.value.resultCode == 49
+    h.outcomes[(dn, "right")] = AuthOutcome(AuthReason.SUCCESS, password_verified=True)
+    assert h.bind(dn, "right").resultCode == 0  # nothing to pace: answered at once
+
+
 def test_who_am_i_follows_each_bind_on_one_connection(harness: Any) -> None:
     h = harness()
     dn = f"uid=user1,{ROOT}"

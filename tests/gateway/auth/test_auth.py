@@ -512,7 +512,7 @@ def test_a_name_no_source_can_hold_is_refused_without_any_work(gw, directory, mo
 
     monkeypatch.setattr(auth_module, "verify_secret", no_hash)
     settled: list[object] = []
-    monkeypatch.setattr(gw.auth._pacer, "settle", lambda *args: settled.append(args))
+    monkeypatch.setattr(gw.auth._pacer, "pace", lambda *args: settled.append(args) or 0.0)
     assert gw.auth.route(name) == []
     outcome = gw.auth.authenticate(name, "alice-pw")
     assert outcome == gw.auth.authenticate("nobody-at-all\x00", "x")
@@ -531,14 +531,12 @@ def test_a_name_that_routes_somewhere_has_its_route(gw):
 
 def test_refusals_are_paced_per_route_so_slow_ones_never_slow_the_others():
     now = [0.0]
-    waits: list[float] = []
-    pacer = RefusalPacer(monotonic=lambda: now[0], sleep=waits.append)
+    pacer = RefusalPacer(monotonic=lambda: now[0])
     for _ in range(10):  # a SCIM source's refusals: an argon2 check each
-        pacer.settle(False, now[0] - 0.18, ("hr",))
-    waits.clear()
-    pacer.settle(True, now[0] - 0.010, ("corp",))
-    pacer.settle(False, now[0] - 0.002, ("corp",))
-    assert waits == [pytest.approx(0.008)]  # padded to corp's slower kind, not to hr's
+        pacer.pace(False, now[0] - 0.18, ("hr",))
+    waits = [pacer.pace(True, now[0] - 0.010, ("corp",))]
+    waits.append(pacer.pace(False, now[0] - 0.002, ("corp",)))
+    assert waits == [0.0, pytest.approx(0.008)]  # padded to corp's slower kind, not to hr's
 
 
 # -- what Active Directory says only to the right password (533, 701) ----------------------
