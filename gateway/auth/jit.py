@@ -25,7 +25,6 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from sqlalchemy import Row
-from sqlalchemy.orm import Session
 
 from gateway.auth.routing import Subject
 from gateway.config import AdSource, LdapSource, SyncConfig
@@ -34,7 +33,7 @@ from gateway.engine.plan import Outcome
 from gateway.engine.status import RecordState
 from gateway.engine.types import DisabledBy, Trigger
 from gateway.errors import UpstreamError
-from gateway.users.records import state_of
+from gateway.users.records import UserView, state_of
 from gateway.users.service import SyncResult, UserService
 from store import users as queries
 from store.db import Store
@@ -72,6 +71,21 @@ class CachedUser:
     password_hash: str | None
     #: Failed binds within the failure limit's window, as `lookup` was asked to count them.
     recent_failures: int = 0
+
+    @classmethod
+    def synced(cls, view: UserView) -> "CachedUser":
+        """A directory user as the sync just wrote it: its view, without reading the row
+        back (a directory keeps the passwords, so the record holds none)."""
+        return cls(
+            view.id,
+            view.source_id,
+            view.external_id,
+            view.user_name,
+            view.dn,
+            view.state,
+            view.last_sync_at,
+            None,
+        )
 
     @classmethod
     def of(cls, user: "User | BindRow") -> "CachedUser":
@@ -145,12 +159,8 @@ def lookup(
 
 def _reload(store: Store, user_id: str) -> CachedUser | None:
     with store.reading() as session:
-        return _cached(session, user_id)
-
-
-def _cached(session: Session, user_id: str) -> CachedUser | None:
-    user = queries.get_user(session, user_id)
-    return CachedUser.of(user) if user else None
+        user = queries.get_user(session, user_id)
+        return CachedUser.of(user) if user else None
 
 
 class JitSync:
@@ -248,9 +258,8 @@ class JitSync:
     def _sync_known(
         self, subject: Subject, directory: UserDirectory, cached: CachedUser
     ) -> JitResult:
+        """The read of a stored user whose window has passed (`sync` checked it)."""
         now = self._clock()
-        if not self._due(cached, now):
-            return JitResult(Freshness.THROTTLED, cached)
         # A never-used record is due whatever its last sync (see `_due`).
         never_used = cached.state.disabled_by is DisabledBy.CLEANUP
         synced_before = now + timedelta(seconds=1) if never_used else now - self._interval
@@ -332,8 +341,8 @@ class JitSync:
             if entry is not None:
                 report = to_source_user(entry, source, self._clock())
                 result = self._users.apply_report(session, source.id, report, Trigger.JIT)
-                if result.user_id is not None:
-                    user = _cached(session, result.user_id)
+                if result.view is not None:
+                    user = CachedUser.synced(result.view)
             queries.finish_name_read(session, source.id, subject.key, self._clock())
         if result is not None and result.outcome is Outcome.NOT_SYNCHRONIZED:
             log.info("jit: %s not added (%s)", source.id, result.not_synchronized_reason)

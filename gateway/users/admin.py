@@ -19,10 +19,10 @@ from gateway.engine import status as rules
 from gateway.engine.phones import PhoneEntry, PhoneKind
 from gateway.engine.roles import Permission
 from gateway.errors import InvalidInput, NotFound
-from gateway.users.applier import touch
+from gateway.users.applier import audit, touch
 from gateway.users.names import name_key
 from gateway.users.records import UserView, phones_of, state_of, view_of, write_phones
-from gateway.users.service import Actor, Clock, audit, change_state, stored_user, utcnow
+from gateway.users.service import Actor, Clock, change_state, stored_user, utcnow
 from store import users as queries
 from store.db import Store
 from store.models import Device

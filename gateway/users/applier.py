@@ -66,6 +66,18 @@ def audit_columns(
     }
 
 
+def audit(
+    session: Session,
+    user: User,
+    at: datetime,
+    actor: str,
+    action: str,
+    details: Mapping[str, Any],
+) -> None:
+    """Record an audit event about a stored user in the unit of work (SPEC §8)."""
+    queries.add_audit_event(session, **audit_columns(at, actor, action, user, details))
+
+
 def touch(user: User, now: datetime) -> None:
     """The resource changed: a new ETag and meta.lastModified (RFC 7644 §3.14, RFC 7643 §3.1)."""
     user.version += 1
@@ -202,9 +214,7 @@ class _Record:
         user.sync_claim_until = None
 
     def audit(self, at: datetime, actor: str, action: str, details: Mapping[str, Any]) -> None:
-        queries.add_audit_event(
-            self._session, **audit_columns(at, actor, action, self._stored(), details)
-        )
+        audit(self._session, self._stored(), at, actor, action, details)
 
     def touch(self, now: datetime) -> None:
         if self.user is not None:

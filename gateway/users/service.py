@@ -36,7 +36,7 @@ from gateway.engine.roles import Permission, allowed
 from gateway.engine.status import RecordState
 from gateway.engine.types import Reason, Role, SourceStatus, Trigger
 from gateway.errors import NameTaken, NotFound, PermissionDenied, VersionMismatch
-from gateway.users.applier import Applier, audit_columns, touch
+from gateway.users.applier import Applier, audit, touch
 from gateway.users.names import name_key
 from gateway.users.records import UserView, snapshot, state_of, view_of, write_state
 from store import groups as group_queries
@@ -140,11 +140,9 @@ class UserService:
         for attempt in range(2):
             try:
                 with session.begin_nested():
-                    if not view and expected_version is None:
-                        quiet = self._mark_if_unchanged(session, source_id, report, trigger)
-                        if quiet is not None:
-                            return quiet
-                    return self._apply_report(session, source_id, report, trigger, expected_version)
+                    return self._apply_report(
+                        session, source_id, report, trigger, expected_version, view
+                    )
             except IntegrityError:
                 if attempt == 1:
                     if trigger is Trigger.PROVISIONING:
@@ -154,12 +152,16 @@ class UserService:
         raise AssertionError("unreachable")
 
     def _mark_if_unchanged(
-        self, session: Session, source_id: str, report: SourceUser, trigger: Trigger
+        self,
+        session: Session,
+        source_id: str,
+        report: SourceUser,
+        trigger: Trigger,
+        now: datetime,
     ) -> SyncResult | None:
         """The sync of a stored user whose report changes nothing, as `apply_batch` does it
         for a page: the locked row compared with the report (`_unchanged`), then the sync
         time alone written. None when the report changes something or names no record."""
-        now = self._clock()
         rows = queries.sync_rows(session, source_id, [report.external_id])
         state = _unchanged(rows[0], report, trigger, now) if rows else None
         if state is None:
@@ -174,8 +176,13 @@ class UserService:
         report: SourceUser,
         trigger: Trigger,
         expected_version: int | None,
+        view: bool,
     ) -> SyncResult:
         now = self._clock()
+        if not view and expected_version is None:
+            quiet = self._mark_if_unchanged(session, source_id, report, trigger, now)
+            if quiet is not None:
+                return quiet
         user = queries.find_by_external_id(session, source_id, report.external_id, for_update=True)
         if expected_version is not None and (user is None or user.version != expected_version):
             raise VersionMismatch
@@ -184,7 +191,7 @@ class UserService:
         plan = plan_report(snapshot(user) if user else None, report, trigger, now)
         user = applier.apply(plan, user)
         session.flush()
-        return _result(plan, user)
+        return _result(plan, user, view=view)
 
     def apply_batch(
         self,
@@ -540,18 +547,6 @@ def change_state(
     touch(user, now)
     details = {"from": describe(old), "to": describe(new), "comment": comment}
     audit(session, user, now, actor, action, details)
-
-
-def audit(
-    session: Session,
-    user: User,
-    at: datetime,
-    actor: str,
-    action: str,
-    details: Mapping[str, Any],
-) -> None:
-    """Record an audit event about `user` in the unit of work (SPEC §8)."""
-    queries.add_audit_event(session, **audit_columns(at, actor, action, user, details))
 
 
 def _result(
