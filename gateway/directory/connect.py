@@ -95,7 +95,7 @@ class Connector:
                 tried.append((address.url, failure))
                 last = exc
                 continue
-            self._answered(index)
+            self.answered(index)
             return Link(connection, index, address.url, self._clock())
         summary = ", ".join(f"{url} ({failure.value})" for url, failure in tried)
         if any(failure is Failure.NO_ANSWER for _, failure in tried):
@@ -187,7 +187,8 @@ class Connector:
         if newly:
             log.warning("source %s: %s failed (%s)", self.source.id, url, failure.value)
 
-    def _answered(self, index: int) -> None:
+    def answered(self, index: int) -> None:
+        """A server answered (here, or on another client's connection): end its cool-down."""
         with self._lock:
             self._tls_reported.discard(index)
         if self.servers.mark_up(index):

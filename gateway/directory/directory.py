@@ -1,13 +1,16 @@
 """`Directory`: the connector of one `ldap` or `ad` source (SPEC §2, §5, §6).
 
-Blocking and thread-safe: callers run it in worker threads (STYLE habit 12). Two pools of
-at most ``pool_size`` connections each: *service* connections, bound as the service account,
-for searches; *bind* connections, never bound as the service account, re-bound as each user
-whose password is checked. A pooled connection that the server has dropped is replaced and the
-operation retried once, transparently; a timeout is never retried (the caller's deadline
-counts). A connection to a fallback server is retired once the preferred server's cool-down
-is over (see `gateway.directory.servers`), and one idle for longer than `MAX_IDLE_SECONDS` is
-replaced, since firewalls and AD (MaxConnIdleTime) drop idle connections silently.
+The user's password check (`verify`) runs on the reactor (`ReactorBinds`, ldaptor's codec):
+it is the hot path of every bind. Everything else is blocking and thread-safe: callers run it
+in worker threads (STYLE habit 12). Two ldap3 pools of at most ``pool_size`` connections
+each: *service* connections, bound as the service account, for searches; *password-change*
+connections, never bound as the service account, bound as the user whose password changes.
+A pooled connection that the server has dropped is replaced and the operation retried once,
+transparently; a timeout is never retried (the caller's deadline counts). A connection to a
+fallback server is retired once the preferred server's cool-down is over (see
+`gateway.directory.servers`), and one idle for longer than `MAX_IDLE_SECONDS` is replaced,
+since firewalls and AD (MaxConnIdleTime) drop idle connections silently. Both clients share
+one `Connector`, so they share the servers' order and cool-downs.
 
 The bulk read (`read_scope`) uses its own connection, outside the pools, so a long sync never
 holds a connection that binds and lookups need.
@@ -22,12 +25,11 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 import ldap3
-from ldap3.core.exceptions import LDAPSASLPrepError
-from ldap3.protocol.sasl.sasl import sasl_prep
+from twisted.internet.defer import Deferred, fail
+from twisted.python.threadable import isInIOThread
 
 from gateway.config import AdSource, LdapSource
 from gateway.directory.attributes import requested_attributes
-from gateway.directory.binding import classify_bind
 from gateway.directory.completeness import Shortfall, incomplete, shortfall_of
 from gateway.directory.connect import Connector, Link, close_quietly
 from gateway.directory.dn import dn_key, is_within
@@ -48,7 +50,7 @@ from gateway.directory.filters import equality, escape_octets, escape_value, sco
 from gateway.directory.names import NameKind, name_assertion
 from gateway.directory.outcomes import BindResult, PasswordChange
 from gateway.directory.pool import Pool
-from gateway.directory.ppolicy import PPOLICY_OID
+from gateway.directory.reactor_binds import MAX_IDLE_SECONDS, ReactorBinds
 from gateway.errors import IncompleteRead, UpstreamError, UpstreamUnavailable
 
 __all__ = ["MAX_IDLE_SECONDS", "PAGED_RESULTS_OID", "Directory", "RootRead", "ScopeRead"]
@@ -57,8 +59,6 @@ log = logging.getLogger(__name__)
 
 #: RFC 2696 Simple Paged Results.
 PAGED_RESULTS_OID = "1.2.840.113556.1.4.319"
-#: Idle pooled connections older than this are replaced rather than reused.
-MAX_IDLE_SECONDS = 300.0
 #: Default cool-down of a server that could not be reached.
 FAILOVER_COOLDOWN_SECONDS = 30.0
 
@@ -82,6 +82,7 @@ class Directory:
         *,
         failover_cooldown_seconds: float = FAILOVER_COOLDOWN_SECONDS,
         observe: Observer | None = None,
+        reactor: Any = None,
     ) -> None:
         """
         Args:
@@ -90,6 +91,8 @@ class Directory:
                 skipped before it is preferred again (see `gateway.directory.servers`).
             observe: told of every operation: (source id, "read" or "bind", seconds, failed),
                 for the upstream latency and error metrics.
+            reactor: the reactor `verify` runs on (default: the global one, imported at the
+                first check, never at import).
 
         No connection is opened until the first operation.
         """
@@ -101,6 +104,8 @@ class Directory:
         self._scope = scope_filter(source.user_object_class, source.user_filter)
         self._time_limit = max(1, math.ceil(source.operation_timeout_seconds))
         self._closed = False
+        self._reactor = reactor
+        self._reactor_binds: ReactorBinds | None = None
         self._service: Pool[Link] = Pool(
             f"source {source.id} service connections",
             source.pool_size,
@@ -109,8 +114,8 @@ class Directory:
             stale=self._stale,
             wait_seconds=source.operation_timeout_seconds,
         )
-        self._binds: Pool[Link] = Pool(
-            f"source {source.id} bind connections",
+        self._changes: Pool[Link] = Pool(
+            f"source {source.id} password-change connections",
             source.pool_size,
             open=lambda: self._connector.open(service=False),
             close=_close_link,
@@ -346,68 +351,51 @@ class Directory:
 
     # -- passwords -------------------------------------------------------------------------
 
-    def verify_password(self, dn: str, password: str) -> BindResult:
-        """Check a user's password with a simple bind as `dn` (SPEC §2, §6).
+    def verify(self, dn: str, password: str) -> "Deferred[BindResult]":
+        """Check a user's password with a simple bind as `dn` (SPEC §2, §6), on the reactor.
 
-        The bind runs on a connection that is not the service account's. An empty password
-        is an unauthenticated bind (RFC 4513 §5.1.2) and never leaves the gateway; neither
-        does a password SASLprep (RFC 4013, applied as RFC 4513 §5.1.1 asks) refuses or
-        maps to nothing, nor a DN outside the source's roots: all are INVALID_CREDENTIALS.
-        OpenLDAP's password policy control and AD's ``data`` code are decoded (see
-        `classify_bind`); the directory's message is never returned, raised or logged.
+        Call it on the reactor's thread. The bind runs on a connection that is not the
+        service account's. An empty password is an unauthenticated bind (RFC 4513 §5.1.2)
+        and never leaves the gateway; neither does a password SASLprep (RFC 4013, applied as
+        RFC 4513 §5.1.1 asks) refuses or maps to nothing, nor a DN outside the source's
+        roots: all are INVALID_CREDENTIALS. OpenLDAP's password policy control and AD's
+        ``data`` code are decoded (see `classify_bind`); the directory's message is never
+        returned, raised or logged.
 
         Args:
             dn: the DN a search of this source returned.
             password: the password the client sent.
 
         Returns:
-            The decoded outcome; only OK is a successful authentication.
-
-        Raises:
-            UpstreamUnavailable: no server answered, or it was busy.
+            A Deferred firing with the decoded outcome (only OK is a successful
+            authentication), or failing with:
+            UpstreamUnavailable: no server answered, or it was busy, or this is closed.
             UpstreamTimeout: the bind got no answer within operation_timeout_seconds.
             UpstreamError: the directory answered in a way that says nothing about the user.
         """
-        if not dn or not password:
-            return BindResult.INVALID_CREDENTIALS
-        try:
-            prepared = str(sasl_prep(password)).encode("utf-8")
-        except (LDAPSASLPrepError, UnicodeError):
-            return BindResult.INVALID_CREDENTIALS
-        if not prepared:
-            return BindResult.INVALID_CREDENTIALS
-        if not is_within(dn, self._source.roots):
-            log.warning("source %s: refused to bind as %s: outside the roots", self._source.id, dn)
-            return BindResult.INVALID_CREDENTIALS
-        controls = [(PPOLICY_OID, False, None)] if self._kind == "ldap" else None
+        binds = self._reactor_binds
+        if binds is None:
+            if self._closed:
+                return fail(
+                    UpstreamUnavailable(f"source {self._source.id}: the connector is closed")
+                )
+            reactor = self._reactor
+            if reactor is None:
+                # Imported here, not at module level: the runtime installs its reactor first.
+                from twisted.internet import reactor as installed
 
-        def bind(link: Link) -> BindResult:
-            connection = link.connection
-            connection.user = dn
-            connection.authentication = ldap3.SIMPLE
-            # Bytes go out as they are: prepared above, so ldap3 cannot map them to nothing.
-            connection.password = prepared
-            try:
-                connection.bind(read_server_info=False, controls=controls)
-            finally:
-                connection.password = None
-            result = connection.result
-            control = (result.get("controls") or {}).get(PPOLICY_OID)
-            value = control.get("value") if control else None
-            return classify_bind(
-                self._kind, result["result"], str(result.get("message") or ""), value
+                reactor = installed
+            binds = self._reactor_binds = ReactorBinds(
+                self._source, self._connector, reactor, observe=self._observe
             )
-
-        outcome = self._run(self._binds, "bind", bind)
-        log.debug("source %s: bind as %s: %s", self._source.id, dn, outcome.value)
-        return outcome
+        return binds.verify(dn, password)
 
     def change_password(self, dn: str, old: str, new: str) -> PasswordChange:
         """Change a user's password in the directory, bound as that user (RFC 3062; for AD the
         unicodePwd delete-and-add that a user may make of their own password).
 
         Raises:
-            UpstreamUnavailable, UpstreamTimeout, UpstreamError: as `verify_password`.
+            UpstreamUnavailable, UpstreamTimeout, UpstreamError: the directory failed.
         """
         if not old or not new or not is_within(dn, self._source.roots):
             return PasswordChange.WRONG_PASSWORD
@@ -430,13 +418,26 @@ class Directory:
             # The directory's message (a password policy's reason) is not passed on.
             return PasswordChange.CHANGED if done is True else PasswordChange.REJECTED
 
-        return self._run(self._binds, "password change", change)
+        return self._run(self._changes, "password change", change)
 
-    def close(self) -> None:
-        """Close every connection; later operations raise UpstreamUnavailable."""
+    def close(self) -> "Deferred[None] | None":
+        """Close every connection; later operations raise UpstreamUnavailable.
+
+        Returns:
+            Called on the reactor's thread, a Deferred that fires once the idle bind
+            connections are closed; from another thread None (their closing is scheduled on
+            the reactor).
+        """
         self._closed = True
         self._service.close()
-        self._binds.close()
+        self._changes.close()
+        binds = self._reactor_binds
+        if binds is None:
+            return None
+        if isInIOThread():  # type: ignore[no-untyped-call]
+            return binds.close()
+        binds.reactor.callFromThread(binds.close)
+        return None
 
     def __enter__(self) -> "Directory":
         return self

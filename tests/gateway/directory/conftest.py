@@ -2,7 +2,8 @@
 
 `ldap_source(...)` builds the `corp` source of SPEC §9 against given URLs (the seed's service
 account, ou=people as the root, the seed's status attributes); keyword arguments override
-any key. `connect(source)` makes a `Directory` that is closed when the test ends.
+any key. `connect(source)` makes a `Directory` that is closed when the test ends, its bind
+connections on the reactor included (`tests.reactor`).
 """
 
 from collections.abc import Callable, Iterator, Sequence
@@ -12,6 +13,7 @@ import pytest
 
 from gateway.config import AdSource, LdapSource
 from gateway.directory import Directory
+from tests.reactor import blocking
 from tests.servers.slapd import Slapd
 
 SERVICE_DN = "cn=idgate,ou=services,dc=example,dc=org"
@@ -72,7 +74,8 @@ def connect() -> Iterator[Callable[..., Directory]]:
 
     yield make
     for directory in made:
-        directory.close()
+        # On the reactor's thread, so the close of the bind connections is waited for.
+        blocking(directory.close)
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from gateway.config import AdSource
 from gateway.directory import BindResult, Directory, NameKind, to_source_user
 from gateway.engine.types import SourceStatus
 from gateway.errors import UpstreamUnavailable
+from tests.reactor import blocking
 from tests.servers.samba import SambaAD
 
 GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -127,8 +128,8 @@ def test_data_codes_are_decoded(
 ) -> None:
     user = samba_ad.users[sam]
 
-    assert ad.verify_password(user.dn, user.password) is expected
-    assert ad.verify_password(user.dn, "Wr0ng!password") is BindResult.INVALID_CREDENTIALS
+    assert blocking(ad.verify, user.dn, user.password) is expected
+    assert blocking(ad.verify, user.dn, "Wr0ng!password") is BindResult.INVALID_CREDENTIALS
 
 
 def test_an_empty_password_never_reaches_ad(samba_ad: SambaAD, ad: Directory) -> None:
@@ -136,7 +137,7 @@ def test_an_empty_password_never_reaches_ad(samba_ad: SambaAD, ad: Directory) ->
     alice = samba_ad.users["alice"]
     binds = samba_ad.count_binds(account="alice")
 
-    assert ad.verify_password(alice.dn, "") is BindResult.INVALID_CREDENTIALS
+    assert blocking(ad.verify, alice.dn, "") is BindResult.INVALID_CREDENTIALS
     assert samba_ad.count_binds(account="alice") == binds
 
 
@@ -213,7 +214,7 @@ def test_ldaps_with_the_certificates_name(
     alice = samba_ad.users["alice"]
 
     assert directory.find_user(NameKind.LOGIN, "alice") is not None
-    assert directory.verify_password(alice.dn, alice.password) is BindResult.OK
+    assert blocking(directory.verify, alice.dn, alice.password) is BindResult.OK
 
 
 def test_ldaps_to_the_address_fails_the_name_check(

@@ -15,6 +15,7 @@ from gateway.directory.connect import Connector
 from gateway.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from tests.gateway.directory.conftest import SERVICE_PASSWORD, ldap_source
 from tests.ldapproxy.gateway_process import refusing_port
+from tests.reactor import blocking
 from tests.servers.slapd import Slapd
 
 
@@ -72,7 +73,7 @@ def test_the_second_server_serves_when_the_first_is_down(
     entry = directory.find_user(NameKind.LOGIN, "alice")
 
     assert entry is not None and entry.dn == alice.dn
-    assert directory.verify_password(alice.dn, alice.password) is BindResult.OK
+    assert blocking(directory.verify, alice.dn, alice.password) is BindResult.OK
     assert directory.read_user(entry.external_id) == entry
 
 
@@ -101,7 +102,7 @@ def test_none_reachable(
     assert first.url in message and second.url in message
     assert SERVICE_PASSWORD not in message and SERVICE_PASSWORD not in caplog.text
     with pytest.raises(UpstreamUnavailable):
-        directory.verify_password(f"uid=x,{first.people_dn}", "pw")
+        blocking(directory.verify, f"uid=x,{first.people_dn}", "pw")
 
 
 class MonotonicClock:
@@ -158,13 +159,13 @@ def test_a_restarted_server_is_reconnected_transparently(
     directory = connect(ldap_source([server.url]))
     alice = server.users["alice"]
     assert directory.find_user(NameKind.LOGIN, "alice") is not None
-    assert directory.verify_password(alice.dn, alice.password) is BindResult.OK
+    assert blocking(directory.verify, alice.dn, alice.password) is BindResult.OK
 
     server.stop()
     server.start()
 
     assert directory.find_user(NameKind.LOGIN, "alice") is not None
-    assert directory.verify_password(alice.dn, alice.password) is BindResult.OK
+    assert blocking(directory.verify, alice.dn, alice.password) is BindResult.OK
 
 
 def test_a_killed_server_fails_over_mid_session(
@@ -198,7 +199,7 @@ def test_a_silent_bind_times_out(silent: SilentServer, connect: Callable[..., Di
 
     began = time.monotonic()
     with pytest.raises(UpstreamTimeout):
-        directory.verify_password("uid=alice,ou=people,dc=example,dc=org", "alice-secret")
+        blocking(directory.verify, "uid=alice,ou=people,dc=example,dc=org", "alice-secret")
     assert 0.4 < time.monotonic() - began < 2.0
 
 
@@ -211,7 +212,7 @@ def test_a_silent_first_server_fails_over(
     # Cooling down: the next connection goes straight to the second server.
     began = time.monotonic()
     alice = slapd.users["alice"]
-    assert directory.verify_password(alice.dn, alice.password) is BindResult.OK
+    assert blocking(directory.verify, alice.dn, alice.password) is BindResult.OK
     assert time.monotonic() - began < 0.4
 
 
@@ -259,8 +260,8 @@ def test_concurrent_lookups_and_binds(slapd: Slapd, connect: Callable[..., Direc
         try:
             for _ in range(20):
                 assert directory.find_user(NameKind.LOGIN, "alice") is not None
-                assert directory.verify_password(alice.dn, alice.password) is BindResult.OK
-                assert directory.verify_password(alice.dn, "x") is BindResult.INVALID_CREDENTIALS
+                assert blocking(directory.verify, alice.dn, alice.password) is BindResult.OK
+                assert blocking(directory.verify, alice.dn, "x") is BindResult.INVALID_CREDENTIALS
         except BaseException as exc:
             errors.append(exc)
 

@@ -1,4 +1,4 @@
-"""verify_password against slapd: a bind as the user, ppolicy decoded, nothing sent in vain."""
+"""Directory.verify against slapd: a bind as the user, ppolicy decoded, nothing sent in vain."""
 
 import re
 import uuid
@@ -9,44 +9,45 @@ import pytest
 
 from gateway.directory import BindResult, Directory, NameKind
 from tests.gateway.directory.conftest import ldap_source
+from tests.reactor import blocking
 from tests.servers.slapd import Slapd
 
 
 def test_alice(slapd: Slapd, corp: Directory) -> None:
     alice = slapd.users["alice"]
 
-    assert corp.verify_password(alice.dn, alice.password) is BindResult.OK
+    assert blocking(corp.verify, alice.dn, alice.password) is BindResult.OK
 
 
 def test_wrong_password(slapd: Slapd, corp: Directory) -> None:
-    assert corp.verify_password(slapd.users["alice"].dn, "wrong") is BindResult.INVALID_CREDENTIALS
+    assert blocking(corp.verify, slapd.users["alice"].dn, "wrong") is BindResult.INVALID_CREDENTIALS
 
 
 def test_unknown_dn(slapd: Slapd, corp: Directory) -> None:
     dn = f"uid=nobody-{uuid.uuid4().hex[:8]},{slapd.people_dn}"
     binds = slapd.count_binds(dn)
 
-    assert corp.verify_password(dn, "whatever") is BindResult.INVALID_CREDENTIALS
+    assert blocking(corp.verify, dn, "whatever") is BindResult.INVALID_CREDENTIALS
     assert slapd.count_binds(dn) == binds + 1
 
 
 def test_bob_is_locked_and_looks_like_a_wrong_password(slapd: Slapd, corp: Directory) -> None:
     bob = slapd.users["bob"]
 
-    assert corp.verify_password(bob.dn, bob.password) is BindResult.INVALID_CREDENTIALS
+    assert blocking(corp.verify, bob.dn, bob.password) is BindResult.INVALID_CREDENTIALS
 
 
 def test_dave_must_change_his_password(slapd: Slapd, corp: Directory) -> None:
     dave = slapd.users["dave"]
 
-    assert corp.verify_password(dave.dn, dave.password) is BindResult.MUST_CHANGE_PASSWORD
-    assert corp.verify_password(dave.dn, "wrong") is BindResult.INVALID_CREDENTIALS
+    assert blocking(corp.verify, dave.dn, dave.password) is BindResult.MUST_CHANGE_PASSWORD
+    assert blocking(corp.verify, dave.dn, "wrong") is BindResult.INVALID_CREDENTIALS
 
 
 def test_carol_binds_her_expiry_is_the_status_engines_job(slapd: Slapd, corp: Directory) -> None:
     carol = slapd.users["carol"]
 
-    assert corp.verify_password(carol.dn, carol.password) is BindResult.OK
+    assert blocking(corp.verify, carol.dn, carol.password) is BindResult.OK
 
 
 @pytest.mark.parametrize("password", ["", "\u00ad", "\u00ad\u034f\ufeff", "a\x07b"])
@@ -57,7 +58,7 @@ def test_passwords_that_would_be_unauthenticated_or_invalid_never_leave(
     alice = slapd.users["alice"]
     binds, connections = slapd.count_binds(), slapd.count_connections()
 
-    assert corp.verify_password(alice.dn, password) is BindResult.INVALID_CREDENTIALS
+    assert blocking(corp.verify, alice.dn, password) is BindResult.INVALID_CREDENTIALS
     assert slapd.count_binds() == binds
     assert slapd.count_connections() == connections
 
@@ -75,8 +76,8 @@ def test_passwords_that_would_be_unauthenticated_or_invalid_never_leave(
 def test_dns_outside_the_roots_are_never_bound(slapd: Slapd, corp: Directory, dn: str) -> None:
     binds = slapd.count_binds()
 
-    assert corp.verify_password(dn, "idgate-secret") is BindResult.INVALID_CREDENTIALS
-    assert corp.verify_password(dn, "admin-secret") is BindResult.INVALID_CREDENTIALS
+    assert blocking(corp.verify, dn, "idgate-secret") is BindResult.INVALID_CREDENTIALS
+    assert blocking(corp.verify, dn, "admin-secret") is BindResult.INVALID_CREDENTIALS
     assert slapd.count_binds() == binds
 
 
@@ -84,8 +85,8 @@ def test_a_non_ascii_password(slapd: Slapd, corp: Directory) -> None:
     uid = f"p-{uuid.uuid4().hex[:8]}"
     dn = slapd.add_user(uid, userPassword="Grüße-😀")
 
-    assert corp.verify_password(dn, "Grüße-😀") is BindResult.OK
-    assert corp.verify_password(dn, "Grusse-😀") is BindResult.INVALID_CREDENTIALS
+    assert blocking(corp.verify, dn, "Grüße-😀") is BindResult.OK
+    assert blocking(corp.verify, dn, "Grusse-😀") is BindResult.INVALID_CREDENTIALS
 
 
 # slapd -d stats: `conn=1003 op=0 BIND dn="..." method=128` and `conn=1003 op=1 SRCH ...`
@@ -108,7 +109,7 @@ def test_user_binds_never_touch_the_service_connections(slapd: Slapd, corp: Dire
     first, second = (f"n-{uuid.uuid4().hex[:8]}" for _ in range(2))
 
     corp.find_user(NameKind.LOGIN, first)
-    assert corp.verify_password(alice.dn, alice.password) is BindResult.OK
+    assert blocking(corp.verify, alice.dn, alice.password) is BindResult.OK
     corp.find_user(NameKind.LOGIN, second)
 
     log = slapd.log_text()
@@ -118,12 +119,12 @@ def test_user_binds_never_touch_the_service_connections(slapd: Slapd, corp: Dire
 
 def test_bind_connections_are_reused(slapd: Slapd, corp: Directory) -> None:
     alice = slapd.users["alice"]
-    corp.verify_password(alice.dn, alice.password)
+    blocking(corp.verify, alice.dn, alice.password)
     connections = slapd.count_connections()
 
     for _ in range(5):
-        assert corp.verify_password(alice.dn, alice.password) is BindResult.OK
-        assert corp.verify_password(alice.dn, "wrong") is BindResult.INVALID_CREDENTIALS
+        assert blocking(corp.verify, alice.dn, alice.password) is BindResult.OK
+        assert blocking(corp.verify, alice.dn, "wrong") is BindResult.INVALID_CREDENTIALS
 
     assert slapd.count_connections() == connections
 
@@ -167,7 +168,7 @@ def test_locked_account_with_use_lockout(
 
     directory = connect(ldap_source([server.url]))
 
-    assert directory.verify_password(bob.dn, bob.password) is BindResult.ACCOUNT_LOCKED
+    assert blocking(directory.verify, bob.dn, bob.password) is BindResult.ACCOUNT_LOCKED
 
 
 def test_expired_password_with_grace_logins(
@@ -180,8 +181,8 @@ def test_expired_password_with_grace_logins(
     directory = connect(ldap_source([server.url]))
 
     # slapd accepts the bind as a grace login; it is still not an authentication.
-    assert directory.verify_password(dn, "old-secret") is BindResult.PASSWORD_EXPIRED
-    assert directory.verify_password(dn, "wrong") is BindResult.INVALID_CREDENTIALS
+    assert blocking(directory.verify, dn, "old-secret") is BindResult.PASSWORD_EXPIRED
+    assert blocking(directory.verify, dn, "wrong") is BindResult.INVALID_CREDENTIALS
 
 
 def test_expired_password_without_grace_logins(
@@ -193,4 +194,4 @@ def test_expired_password_without_grace_logins(
     age_password(server, dn)
     directory = connect(ldap_source([server.url]))
 
-    assert directory.verify_password(dn, "old-secret") is BindResult.PASSWORD_EXPIRED
+    assert blocking(directory.verify, dn, "old-secret") is BindResult.PASSWORD_EXPIRED

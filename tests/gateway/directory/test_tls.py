@@ -9,6 +9,7 @@ import pytest
 from gateway.directory import BindResult, Directory, NameKind
 from gateway.errors import UpstreamUnavailable
 from tests.gateway.directory.conftest import ldap_source
+from tests.reactor import blocking
 from tests.servers.slapd import Slapd
 from tests.servers.tls import make_tls_files
 
@@ -41,8 +42,8 @@ def test_verified_tls_works(
     alice = slapd_tls.users["alice"]
 
     assert directory.find_user(NameKind.LOGIN, "alice") is not None
-    assert directory.verify_password(alice.dn, alice.password) is BindResult.OK
-    assert directory.verify_password(alice.dn, "wrong") is BindResult.INVALID_CREDENTIALS
+    assert blocking(directory.verify, alice.dn, alice.password) is BindResult.OK
+    assert blocking(directory.verify, alice.dn, "wrong") is BindResult.INVALID_CREDENTIALS
 
 
 @pytest.mark.parametrize("mode", [ldaps, start_tls])
@@ -67,7 +68,7 @@ def test_a_wrong_ca_is_a_tls_error(
     with pytest.raises(UpstreamUnavailable, match="TLS certificate not trusted"):
         directory.find_user(NameKind.LOGIN, "alice")
     with pytest.raises(UpstreamUnavailable, match="TLS"):
-        directory.verify_password(slapd_tls.users["alice"].dn, "alice-secret")
+        blocking(directory.verify, slapd_tls.users["alice"].dn, "alice-secret")
 
 
 @pytest.mark.parametrize("mode", [ldaps, start_tls])
