@@ -27,12 +27,16 @@ import contextlib
 import ipaddress
 import logging
 import time
+import warnings
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Literal
 
+from cryptography import x509
+from cryptography.utils import CryptographyDeprecationWarning
+from cryptography.x509.oid import NameOID
 from ldap3.core.exceptions import LDAPSASLPrepError
 from ldap3.protocol.sasl.sasl import sasl_prep
 from ldaptor.protocols import pureber, pureldap
@@ -484,10 +488,16 @@ class _Link(protocol.Protocol):
 
     def handshakeCompleted(self) -> None:
         assert self._tls is not None
-        certificate = self._wire().getPeerCertificate()
-        if certificate is None or not certificate_matches(
-            _peer_names(certificate), self._tls.names
-        ):
+        try:
+            certificate = self._wire().getPeerCertificate()
+            named = certificate is not None and certificate_matches(
+                _peer_names(certificate), self._tls.names
+            )
+        except Exception:  # an unreadable certificate fails closed, as a TLS failure
+            log.exception("reading the certificate of %s failed", self.url)
+            self._fail(Failure.TLS)
+            return
+        if not named:
             self._fail(Failure.TLS_NAME)
             return
         secured, self._secured = self._secured, None
@@ -678,10 +688,13 @@ def _is_address(name: str) -> bool:
 
 def _peer_names(certificate: Any) -> dict[str, Any]:
     """A pyOpenSSL certificate's names in the shape of ``SSLSocket.getpeercert()``."""
-    from cryptography import x509
-    from cryptography.x509.oid import NameOID
 
-    parsed = certificate.to_cryptography()
+    with warnings.catch_warnings():
+        # Samba's generated certificates carry a negative serial number: cryptography warns
+        # (RFC 5280 §4.1.2.2), Python's ssl module (the ldap3 path) accepts it. OpenSSL has
+        # verified the chain already; only the names are read here.
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        parsed = certificate.to_cryptography()
     entries: list[tuple[str, str]] = []
     try:
         names = parsed.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
