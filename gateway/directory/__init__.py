@@ -1,10 +1,11 @@
-"""The upstream directory connector of `ldap` and `ad` sources (SPEC §2), on ldap3.
+"""The upstream directory connector of `ldap` and `ad` sources (SPEC §2).
 
 `Directory` finds users by name (`NameKind`), reads them by immutable id, checks passwords
-with a bind as the user (`BindResult`), and streams the whole scope with paged searches; it
-hands out `DirectoryEntry` values, which `to_source_user` maps to what the status engine
-reads. Everything ldap3 raises is translated here into `gateway.errors` (UpstreamUnavailable,
-UpstreamTimeout, UpstreamError): nothing of ldap3 leaves the package.
+with a bind as the user (`verify`, on the reactor with ldaptor's codec: a Deferred of
+`BindResult`), and streams the whole scope with paged searches (ldap3, in threads); it hands
+out `DirectoryEntry` values, which `to_source_user` maps to what the status engine reads.
+Everything ldap3, ldaptor and Twisted raise is translated here into `gateway.errors`
+(UpstreamUnavailable, UpstreamTimeout, UpstreamError): nothing of them leaves the package.
 
 The modules, each importing only those above it:
 
@@ -15,7 +16,8 @@ The modules, each importing only those above it:
   `attributes` (what to request), `mapping` (to_source_user);
 - `completeness` (whether a read covered its scope, and the operator's fix when not);
 - `servers` (order and cool-down), `tls` (certificate checks), `connect` (opening connections,
-  failover, the service bind), `pool` (connection pools);
+  failover, the service bind), `pool` (connection pools), `reactor_binds` (the user's bind
+  on the reactor: its own pool, deadlines and TLS, sharing `connect`'s server order);
 - `directory` (Directory).
 """
 
