@@ -10,13 +10,18 @@ PostgreSQL is the store for several gateway processes; its driver is psycopg 3. 
 pings a connection before lending it (`pool_pre_ping`): after a server restart every pooled
 connection is dead, and the first unit of work on each would fail otherwise.
 
+Writing units of work run the store's commit hooks (`Store.add_commit_hook`): in the
+transaction just before it commits, and again once it has committed (the in-process bind
+cache drops what this process just changed, `gateway.auth.bindcache`).
+
 `outage_of(exc)` tells the fronts which driver errors are an outage of the store (busy, down,
 full) rather than a bug, so that a client gets "try again later" and not an internal error.
 """
 
 import enum
+import logging
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -25,8 +30,17 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
+log = logging.getLogger(__name__)
+
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 _WRITE = "idgate_write"
+# Keys of `Session.info` for the commit hooks.
+_CONNECTION = "idgate_connection"
+_AFTER_COMMIT = "idgate_after_commit"
+
+#: Called in a writing transaction, flushed, just before it commits, with its connection;
+#: returns what to run once the commit has succeeded, or None.
+CommitHook = Callable[[Connection], Callable[[], None] | None]
 #: The SQL name of Python's str.casefold on SQLite connections (store.search folds with it).
 FOLD_FUNCTION = "idgate_fold"
 
@@ -131,6 +145,11 @@ class Store:
         self._write = sessionmaker(
             engine.execution_options(**{_WRITE: True}), expire_on_commit=False
         )
+        self._commit_hooks: list[CommitHook] = []
+        event.listen(self._write, "after_begin", _keep_connection)
+        event.listen(self._write, "before_commit", self._before_commit)
+        event.listen(self._write, "after_commit", _after_commit)
+        event.listen(self._write, "after_rollback", _forget_after_commit)
 
     @classmethod
     def connect(cls, url: str, *, pool_size: int = 10, echo: bool = False) -> "Store":
@@ -158,3 +177,42 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def add_commit_hook(self, hook: CommitHook) -> Callable[[], None]:
+        """Run `hook` in every writing transaction that used a connection, before it commits;
+        what it returns runs after the commit succeeded (never after a rollback). An
+        exception of `hook` fails the commit.
+
+        Returns:
+            A call that removes the hook.
+        """
+        self._commit_hooks.append(hook)
+        return lambda: self._commit_hooks.remove(hook)
+
+    def _before_commit(self, session: Session) -> None:
+        connection = session.info.get(_CONNECTION)
+        if not self._commit_hooks or connection is None:
+            return
+        # SQLAlchemy flushes after this event: the hooks must see the ORM's pending writes.
+        session.flush()
+        afters = [after for hook in list(self._commit_hooks) if (after := hook(connection))]
+        if afters:
+            session.info[_AFTER_COMMIT] = afters
+
+
+def _keep_connection(session: Session, _transaction: Any, connection: Connection) -> None:
+    session.info[_CONNECTION] = connection
+
+
+def _after_commit(session: Session) -> None:
+    session.info.pop(_CONNECTION, None)
+    for after in session.info.pop(_AFTER_COMMIT, ()):
+        try:
+            after()
+        except Exception:  # the commit stands; a hook's failure must not turn it into an error
+            log.exception("store: a commit hook failed after the commit")
+
+
+def _forget_after_commit(session: Session) -> None:
+    session.info.pop(_CONNECTION, None)
+    session.info.pop(_AFTER_COMMIT, None)

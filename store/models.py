@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
@@ -197,6 +198,28 @@ class AuthFailure(Base):
     #: client address it bound from; casefolded.
     key: Mapped[str] = mapped_column(String(1200))
     at: Mapped[datetime] = mapped_column(index=True)
+
+
+class UserChange(Base):
+    """A change of what a bind reads of a user (`store.users.bind_record`), or a failed bind
+    counted against the user: one row per changed user, written by database triggers
+    (`store.changes`), so every writer is logged, other processes and raw SQL included.
+
+    In-process caches of bind records (`gateway.auth.bindcache`) drop the users named here.
+    The triggers keep the newest rows only (`store.changes.KEEP`).
+    """
+
+    __tablename__ = "user_changes"
+    __table_args__ = (Index("ix_user_changes_txid", "txid"), {"sqlite_autoincrement": True})
+
+    #: Commit order on SQLite (writers are serialised and AUTOINCREMENT leaves no gap).
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    #: The changed user's id (a user deleted since included).
+    user_id: Mapped[str] = mapped_column(String(36))
+    #: The writing transaction (PostgreSQL's txid_current()); NULL on SQLite.
+    txid: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class PhoneNumber(Base):
