@@ -27,6 +27,7 @@ Thread-safe: the event loop and the worker threads call it together.
 """
 
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -53,6 +54,8 @@ MAX_LAG_SECONDS = 0.75
 PING_SECONDS = 0.25
 #: Seconds before the listener connects again after losing its connection.
 RECONNECT_SECONDS = 0.5
+#: The listener's application_name (pg_stat_activity), with the process id.
+LISTENER_NAME = "idgate-bindcache"
 #: Keys kept at most; the oldest goes first past this.
 MAX_KEYS = 200_000
 #: Dropped ids remembered for the read race at most; past this, reads in flight are not kept.
@@ -183,6 +186,17 @@ class BindRecords:
             self._keep((source_id, "user_name", name_key(user.user_name)), _Entry(user, since))
             if user.dn:
                 self._keep((source_id, "dn", dn_key(user.dn)), _Entry(user, since))
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Wait until memory may answer (PostgreSQL: the listener listens); whether it may."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                if self._sqlite is not None or self._current():
+                    return True
+            if time.monotonic() >= deadline or self._closed.is_set():
+                return False
+            time.sleep(0.01)
 
     def forget(self, user_id: str) -> None:
         """Drop a user's record (its next bind reads the store)."""
@@ -320,6 +334,7 @@ class BindRecords:
         engine = self._store.engine
         args, kwargs = engine.dialect.create_connect_args(engine.url)
         kwargs.update(autocommit=True, keepalives=1, keepalives_idle=5, keepalives_interval=2)
+        kwargs.setdefault("application_name", f"{LISTENER_NAME} {os.getpid()}")
         with psycopg.connect(*args, **kwargs) as connection:
             connection.execute(f"LISTEN {changes.CHANNEL}")
             with self._lock:
