@@ -38,6 +38,7 @@ from bench.users import BenchUser, generate, load
 from gateway.config import parse_config
 from gateway.runtime.main import Runtime, build
 from store.models import User
+from tests.reactor import blocking
 from tests.servers.slapd import Slapd, close_quietly
 
 SUMMARY = "authenticate() against plain upstream binds, on a throwaway slapd"
@@ -311,7 +312,8 @@ def gateway_config(
 
 def _authenticating(runtime: Runtime) -> AttemptFactory[BenchUser]:
     def attempt(user: BenchUser) -> str | None:
-        outcome = runtime.authenticator.authenticate(user.uid, user.password)
+        # The Authenticator lives on the reactor (issue 17): each attempt is run there.
+        outcome = blocking(runtime.authenticator.authenticate, user.uid, user.password)
         return None if outcome.ok else outcome.reason.value
 
     return lambda: stateless(attempt)

@@ -232,21 +232,21 @@ def _search_answer(code: int, dns: Sequence[str], user: BenchUser) -> Answer:
 
 
 class GatewayDirectory:
-    """`Directory.verify_password` and `find_user` through `deferToThreadPool`."""
+    """The gateway's `Directory`: `verify` on the reactor (ldaptor's codec, issue 17), and
+    `find_user` (ldap3) through `deferToThreadPool`."""
 
     name = "gateway"
 
     def __init__(self, reactor: Any, pool: ThreadPool, source: LdapSource) -> None:
         self._reactor = reactor
         self._pool = pool
-        self._directory = Directory(source)
+        self._directory = Directory(source, reactor=reactor)
 
     def bind(self, lane: int, user: BenchUser) -> "defer.Deferred[Answer]":
-        def call() -> Answer:
-            outcome = self._directory.verify_password(user.dn, user.password)
+        def answer(outcome: BindResult) -> Answer:
             return None if outcome is BindResult.OK else outcome.value
 
-        return deferToThreadPool(self._reactor, self._pool, call)
+        return self._directory.verify(user.dn, user.password).addCallback(answer)
 
     def search(self, lane: int, user: BenchUser) -> "defer.Deferred[Answer]":
         def call() -> Answer:

@@ -78,8 +78,8 @@ class Services:
     """What the front calls; built by the composition root (`gateway.runtime.main`)."""
 
     config: Config
-    #: (name, password, the name's route): the Authenticator's verdict.
-    authenticate: Callable[[str, str, Sequence[Subject]], AuthOutcome]
+    #: (name, password, the name's route): the Authenticator's verdict, on the event loop.
+    authenticate: Callable[[str, str, Sequence[Subject]], "defer.Deferred[AuthOutcome]"]
     #: Where a bind name is looked up; empty when no source can hold it (the configuration
     #: alone says so).
     route: Callable[[str], Sequence[Subject]]
@@ -420,7 +420,8 @@ class Connection(protocol.Protocol, TimeoutMixin):
             )
             work.addCallback(self._service_bound, request, account.dn)
         else:
-            work = self.services.run(self.services.authenticate, name, password, route)
+            # The bind path runs on this loop; only its blocking leaves take a thread.
+            work = self.services.authenticate(name, password, route)
             work.addCallback(self._held)
             work.addCallback(self._user_bound, request, name)
         work.addErrback(failed)

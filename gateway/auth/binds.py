@@ -22,10 +22,12 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Executor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
+from typing import Any, Protocol, cast
+
+from twisted.internet import defer
 
 from gateway.auth.jit import CachedUser, Freshness, JitResult, JitSync, UserDirectory, lookup
 from gateway.auth.lastauth import LastAuthRecorder
@@ -175,8 +177,43 @@ def _upper_quartile(values: deque[float]) -> float:
     return statistics.quantiles(values, n=4)[2]
 
 
+class Runner(Protocol):
+    """Runs a blocking call on a bounded pool; its Deferred fires on the event loop."""
+
+    def __call__(self, call: Callable[..., Any], /, *args: Any) -> "defer.Deferred[Any]": ...
+
+
+class BindRecords(Protocol):
+    """The bind records of this process's memory (`gateway.auth.bindcache.BindRecords`)."""
+
+    def cached(
+        self, subject: Subject, *, failures_since: datetime | None = None
+    ) -> CachedUser | None: ...
+
+    def lookup(self, subject: Subject, *, failures_since: datetime) -> CachedUser | None: ...
+
+    def remember(self, user: CachedUser) -> None: ...
+
+
+@dataclass
+class _Flight:
+    """A JIT sync in flight in this process, that concurrent binds of the user share."""
+
+    waiting: list["defer.Deferred[JitResult]"] = field(default_factory=list)
+
+
 class Authenticator:
-    """Checks simple binds. Blocking: the LDAP front calls it from its thread pool."""
+    """Checks simple binds on the event loop (SPEC §6).
+
+    A bind's whole life runs as a coroutine on the loop: the record from memory, the
+    directory's bind (`UserDirectory.verify`, a Deferred), the decision and the paced answer.
+    What blocks goes to `offload` at the leaves: a record this process has not cached, the
+    JIT sync (a claim, an upstream read and a write), a failure count, an argon2 check.
+    Concurrent binds of one user share one JIT sync in flight: they wait on its result, a
+    Deferred, and hold no thread.
+
+    Call `authenticate` on the event loop's thread only.
+    """
 
     def __init__(
         self,
@@ -184,11 +221,12 @@ class Authenticator:
         store: Store,
         jit: JitSync,
         directories: Mapping[str, UserDirectory],
-        executor: Executor,
         limiter: FailureLimiter,
         recorder: LastAuthRecorder,
         *,
+        offload: Runner,
         clock: Callable[[], datetime],
+        records: BindRecords | None = None,
         report_jit: Callable[[str, str], None] | None = None,
         pacer: RefusalPacer | None = None,
     ) -> None:
@@ -196,24 +234,36 @@ class Authenticator:
         self._store = store
         self._jit = jit
         self._directories = directories
-        self._executor = executor
         self._limiter = limiter
         self._recorder = recorder
+        self._offload = offload
         self._clock = clock
+        self._records = records
         #: Told (source id, freshness) of every JIT decision, for the metrics.
         self._report_jit = report_jit or (lambda source, freshness: None)
         # Verified against when a local/SCIM name is unknown, so both cost one argon2 check.
         self._decoy_hash = _decoy_hash()
         self._pacer = pacer or RefusalPacer()
+        self._flights: dict[tuple[str, ...], _Flight] = {}
+
+    @property
+    def waiting(self) -> int:
+        """Binds waiting now for a JIT sync another bind of this process has in flight."""
+        return sum(len(flight.waiting) for flight in self._flights.values())
 
     def authenticate(
         self, name: str, password: str, route: Sequence[Subject] | None = None
-    ) -> AuthOutcome:
-        """Authenticate a simple bind.
+    ) -> "defer.Deferred[AuthOutcome]":
+        """Authenticate a simple bind; the Deferred fires with the outcome.
 
         An empty password is an unauthenticated bind (RFC 4513 §5.1.2): refused here and never
         forwarded upstream. `route` is `self.route(name)` when the caller has it already.
         """
+        return defer.ensureDeferred(self._authenticate(name, password, route))
+
+    async def _authenticate(
+        self, name: str, password: str, route: Sequence[Subject] | None
+    ) -> AuthOutcome:
         if not password:
             return _REFUSED
         candidates = self.route(name) if route is None else route
@@ -226,7 +276,7 @@ class Authenticator:
         last = _REFUSED
         known = False
         for subject in candidates:
-            outcome, found = self._attempt(subject, password)
+            outcome, found = await self._attempt(subject, password)
             known = known or found
             if outcome.reason is not AuthReason.INVALID_CREDENTIALS or outcome.user_id:
                 return self._paced(outcome, known, started, sources)
@@ -248,7 +298,7 @@ class Authenticator:
                 return replace(outcome, answer_after=wait)
         return outcome
 
-    def _attempt(self, subject: Subject, password: str) -> tuple[AuthOutcome, bool]:
+    async def _attempt(self, subject: Subject, password: str) -> tuple[AuthOutcome, bool]:
         """One source's answer, behind that user's failure limit (SPEC §6), and whether the
         store holds a record of that name.
 
@@ -256,74 +306,146 @@ class Authenticator:
         a UPN and DOMAIN\\user all reach one AD account and its lockout counter); a name with
         no record yet is counted by name until the first sync gives it one.
         """
-        cached = lookup(self._store, subject, failures_since=self._limiter.since())
+        cached = await self._lookup(subject)
         if cached is not None:
             key = cached.id
             tally = self._limiter.tally(key, cached.recent_failures)
         else:
             key = f"{subject.source.id}/{subject.key}"
-            tally = self._limiter.check(key)
+            tally = await self._offload(self._limiter.check, key)
         if tally.blocked:
             limited = AuthOutcome(AuthReason.RATE_LIMITED, source_id=subject.source.id)
             return limited, cached is not None
         if isinstance(subject.source, LdapSource | AdSource):
-            outcome = self._directory_bind(subject, password, cached)
+            outcome = await self._directory_bind(subject, password, cached)
         else:
-            outcome = self._stored_password_bind(subject, password, cached)
+            # An argon2 check costs tens of milliseconds of CPU: never on the loop.
+            outcome = await self._offload(self._stored_password_bind, subject, password, cached)
         if outcome.ok:
             assert outcome.user_id is not None
-            self._limiter.succeeded(tally)
+            if tally.failures:
+                await self._offload(self._limiter.succeeded, tally)
             self._recorder.record(outcome.user_id, self._clock())
         elif outcome.reason is not AuthReason.DIRECTORY_UNAVAILABLE:
-            self._limiter.failed(key)
-            if outcome.user_id and outcome.user_id != key:
-                self._limiter.failed(outcome.user_id)
+            await self._offload(self._count_failure, key, outcome.user_id)
         return outcome, cached is not None
+
+    async def _lookup(self, subject: Subject) -> CachedUser | None:
+        """The record a bind name designates: from this process's memory when it holds a
+        valid copy (no store, no thread), else read from the store in the pool."""
+        since = self._limiter.since()
+        if self._records is None:
+            read = functools.partial(lookup, self._store, subject, failures_since=since)
+            return cast(CachedUser | None, await self._offload(read))
+        held = self._records.cached(subject, failures_since=since)
+        if held is not None:
+            return held
+        read = functools.partial(self._records.lookup, subject, failures_since=since)
+        return cast(CachedUser | None, await self._offload(read))
+
+    def _count_failure(self, key: str, user_id: str | None) -> None:
+        self._limiter.failed(key)
+        if user_id and user_id != key:
+            self._limiter.failed(user_id)
 
     # -- directory users ---------------------------------------------------------------------
 
-    def _directory_bind(
+    async def _directory_bind(
         self, subject: Subject, password: str, cached: CachedUser | None
     ) -> AuthOutcome:
         directory = self._directories[subject.source.id]
         if cached is not None and cached.dn and not self._jit.due(cached):
-            # Inside the JIT window there is nothing to run beside the bind: no pool hop.
-            bind = self._verify(directory, cached.dn, password)
+            # Inside the JIT window there is nothing to run beside the bind: no thread at all.
+            bind = await self._verify(directory, cached.dn, password)
             return self._decide(subject, bind, cached, JitResult(Freshness.THROTTLED, cached))
         if cached is not None and cached.dn:
-            # JIT sync and the password check run at the same time (SPEC §6). The JIT sync
-            # stays in this thread: only leaf upstream calls go to the pool, so no pool task
-            # ever waits for another one (which would starve a bounded pool under load).
-            pending = self._executor.submit(self._verify, directory, cached.dn, password)
-            jit = self._jit.sync(subject, directory, cached)
-            bind = pending.result()
+            # JIT sync and the password check run at the same time (SPEC §6): the bind is
+            # sent now, on the loop; the sync's blocking leaves run in the pool meanwhile.
+            pending = defer.ensureDeferred(self._verify(directory, cached.dn, password))
+            jit = await self._sync(subject, directory, cached, pending)
+            bind = await pending
             if not (jit.freshness is Freshness.READ and jit.entry is None):
                 moved = jit.entry is not None and dn_key(jit.entry.dn) != dn_key(cached.dn)
                 if bind is BindResult.INVALID_CREDENTIALS and moved and jit.entry is not None:
                     # Renamed upstream since the last sync: the cached DN no longer binds.
-                    bind = self._verify(directory, jit.entry.dn, password)
+                    bind = await self._verify(directory, jit.entry.dn, password)
                 return self._decide(subject, bind, jit.user, jit)
             # The record's entry is gone upstream (now `missing`). The name may belong to a
             # new entry (directories recycle names): look it up by name like a new user.
 
         # The DN comes from the JIT search: the read has to come first.
-        jit = self._jit.sync(subject, directory, None)
+        jit = await self._sync(subject, directory, None)
         user = jit.user
         # This attempt's read gave the entry, or a concurrent attempt's read stored the user.
         entry_dn = jit.entry.dn if jit.entry else (user.dn if user else None)
         if entry_dn is None:
-            return self._unknown(subject, directory, password, jit)
-        return self._decide(subject, self._verify(directory, entry_dn, password), user, jit)
+            return await self._unknown(subject, directory, password, jit)
+        bind = await self._verify(directory, entry_dn, password)
+        return self._decide(subject, bind, user, jit)
 
-    def _verify(self, directory: UserDirectory, dn: str, password: str) -> BindResult | None:
+    async def _sync(
+        self,
+        subject: Subject,
+        directory: UserDirectory,
+        cached: CachedUser | None,
+        pending: "defer.Deferred[Any] | None" = None,
+    ) -> JitResult:
+        """The JIT sync of this bind's user (`JitSync.sync`, in the pool), or, when another
+        bind of this process runs it already, that sync's result: one read and one claim per
+        user per process, however many binds arrive. Waiting is a Deferred, not a thread."""
+        if cached is not None:
+            if not self._jit.due(cached):
+                return JitResult(Freshness.THROTTLED, cached)
+            key: tuple[str, ...] = ("user", cached.id)
+        else:
+            key = ("name", subject.source.id, subject.key)
+        flight = self._flights.get(key)
+        if flight is not None:
+            waited: defer.Deferred[JitResult] = defer.Deferred()
+            flight.waiting.append(waited)
+            result = await waited
+            if result.freshness is Freshness.READ:
+                return replace(result, freshness=Freshness.SHARED)
+            return result
+        flight = self._flights[key] = _Flight()
+        try:
+            result = await self._offload(self._jit.sync, subject, directory, cached)
+        except BaseException:
+            if pending is not None:
+                pending.addErrback(lambda _: None)  # this bind fails; its check is moot
+            # The others did not get a result: each tries alone, as if it had led.
+            self._release(key, lambda waited: self._retry(waited, subject, directory, cached))
+            raise
+        self._release(key, lambda waited: waited.callback(result))
+        if result.user is not None and self._records is not None:
+            self._records.remember(result.user)
+        return cast(JitResult, result)
+
+    def _release(
+        self, key: tuple[str, ...], settle: "Callable[[defer.Deferred[JitResult]], None]"
+    ) -> None:
+        flight = self._flights.pop(key)
+        for waited in flight.waiting:
+            settle(waited)
+
+    def _retry(
+        self,
+        waited: "defer.Deferred[JitResult]",
+        subject: Subject,
+        directory: UserDirectory,
+        cached: CachedUser | None,
+    ) -> None:
+        self._offload(self._jit.sync, subject, directory, cached).chainDeferred(waited)
+
+    async def _verify(self, directory: UserDirectory, dn: str, password: str) -> BindResult | None:
         """The directory's verdict on the password; None when no server answered."""
         try:
-            return directory.verify_password(dn, password)
+            return await directory.verify(dn, password)
         except UpstreamError as exc:
             log.warning("bind check upstream failed: %s", exc)
             return None
 
-    def _unknown(
+    async def _unknown(
         self, subject: Subject, directory: UserDirectory, password: str, jit: JitResult
     ) -> AuthOutcome:
         """The name is in no record and the directory did not return it (or was not asked)."""
@@ -332,7 +454,9 @@ class Authenticator:
         self._report_jit(source.id, jit.freshness.value)
         # A bind to a DN no entry can have: the same round trip a wrong password costs.
         decoy = f"cn=idgate-no-such-user,{source.roots[0]}"
-        if self._verify(directory, decoy, password) is None or jit.freshness is Freshness.FAILED:
+        if await self._verify(directory, decoy, password) is None:
+            return AuthOutcome(AuthReason.DIRECTORY_UNAVAILABLE, source_id=source.id)
+        if jit.freshness is Freshness.FAILED:
             return AuthOutcome(AuthReason.DIRECTORY_UNAVAILABLE, source_id=source.id)
         return _REFUSED
 

@@ -9,22 +9,22 @@
 - A name with no record yet has its window in `sync_claims`: the first binds of a new user
   cause one read, and a name the directory does not know is looked up once per window.
 - Within one process, concurrent attempts of one user (or one unknown name) share the read in
-  flight: they wait on its result, an event, and never reach the store's claim. Only the
-  first goes on to claim the window, so the store sees one claim per process, not per bind.
+  flight (`gateway.auth.binds.Authenticator`, on the event loop): only the first calls
+  `JitSync.sync`, so the store sees one claim per process, not per bind.
 """
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
 from sqlalchemy import Row
+from twisted.internet.defer import Deferred
 
 from gateway.auth.routing import Subject
 from gateway.config import AdSource, LdapSource, SyncConfig
@@ -54,7 +54,9 @@ class UserDirectory(Protocol):
 
     def read_user(self, external_id: str) -> DirectoryEntry | None: ...
 
-    def verify_password(self, dn: str, password: str) -> BindResult: ...
+    def verify(self, dn: str, password: str) -> "Deferred[BindResult]":
+        """The password check, a bind on the event loop (`gateway.directory.reactor_binds`)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -124,16 +126,6 @@ class JitResult:
     sync: SyncResult | None = None
 
 
-@dataclass
-class _Flight:
-    """A sync in flight in this process, that concurrent attempts of the same user share."""
-
-    done: threading.Event = field(default_factory=threading.Event)
-    result: JitResult | None = None
-    #: Attempts waiting for this one's result.
-    waiters: int = 0
-
-
 #: `lookup` without a failure count: failures after the end of time are none.
 _NO_FAILURES = datetime.max.replace(tzinfo=UTC)
 
@@ -183,8 +175,6 @@ class JitSync:
         self._clock = clock
         # Metrics hook: (source id, succeeded, seconds) for every upstream read.
         self._on_read = on_read or (lambda _source, _ok, _seconds: None)
-        self._flights: dict[tuple[str, ...], _Flight] = {}
-        self._flights_lock = threading.Lock()
 
     @property
     def _interval(self) -> timedelta:
@@ -201,48 +191,12 @@ class JitSync:
     def sync(
         self, subject: Subject, directory: UserDirectory, cached: CachedUser | None
     ) -> JitResult:
-        """Sync the user a bind name designates, unless the window says not to."""
+        """Sync the user a bind name designates, unless the window says not to. Blocking."""
         if cached is not None:
             if not self._due(cached, self._clock()):
                 return JitResult(Freshness.THROTTLED, cached)
-            known = cached
-            return self._shared(
-                ("user", cached.id), lambda: self._sync_known(subject, directory, known)
-            )
-        name = ("name", subject.source.id, subject.key)
-        return self._shared(name, lambda: self._sync_new(subject, directory))
-
-    @property
-    def waiting(self) -> int:
-        """Attempts of this process waiting now for a read another attempt has in flight."""
-        with self._flights_lock:
-            return sum(flight.waiters for flight in self._flights.values())
-
-    def _shared(self, key: tuple[str, ...], sync: Callable[[], JitResult]) -> JitResult:
-        """Run `sync`, or, when this process runs it for the same user already, wait for that
-        result: one read and one claim per user per process, however many binds arrive."""
-        with self._flights_lock:
-            flight = self._flights.get(key)
-            leads = flight is None
-            if flight is None:
-                flight = self._flights[key] = _Flight()
-            else:
-                flight.waiters += 1
-        if not leads:
-            # The leader's read is bounded by the deadline; its claim's life bounds the rest.
-            if flight.done.wait(2 * self._deadline + 1) and flight.result is not None:
-                result = flight.result
-                if result.freshness is Freshness.READ:
-                    return replace(result, freshness=Freshness.SHARED)
-                return result
-            return sync()  # the leader failed without a result (the store, say): try alone
-        try:
-            flight.result = sync()
-            return flight.result
-        finally:
-            with self._flights_lock:
-                del self._flights[key]
-            flight.done.set()
+            return self._sync_known(subject, directory, cached)
+        return self._sync_new(subject, directory)
 
     def due(self, cached: CachedUser) -> bool:
         """Whether a bind of this user now should read it upstream (the window has passed)."""

@@ -1,4 +1,4 @@
-"""What a directory said about a user's password (`Directory.verify_password`)."""
+"""What a directory said about a user's password (`Directory.verify`)."""
 
 from enum import StrEnum
 

@@ -138,13 +138,13 @@ async def _serve(
     runtime.start_background()
     if demo is not None:
         demo.listen(reactor)
-    pool = ThreadPool(minthreads=0, maxthreads=runtime.config.ldap.workers, name="idgate-ldap")
+    pool = runtime.workers.pool
     listeners: Listeners | None = None
     http: _HttpFront | None = None
     urls: list[str] = []
     try:
         if only in (None, "ldap"):
-            pool.start()
+            runtime.workers.start()
             listeners = _listen_ldap(runtime, reactor, pool)
             urls += _ldap_urls(listeners)
         if only in (None, "http"):
@@ -156,6 +156,12 @@ async def _serve(
         log.info("idgate shutting down")
     finally:
         await _shut_down(listeners, http, pool, demo)
+        # The reactor's own threads resolve upstream host names (HostnameEndpoint): its
+        # shutdown triggers never fire on asyncio's loop, so stop them here, or the process
+        # would wait for them at exit.
+        resolver = getattr(reactor, "threadpool", None)
+        if resolver is not None and resolver.started:
+            await asyncio.get_running_loop().run_in_executor(None, resolver.stop)
 
 
 def _stop_on_signals() -> asyncio.Event:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from gateway.auth.bindcache import BindRecords
 from gateway.auth.binds import Authenticator
 from gateway.auth.jit import JitSync
 from gateway.auth.lastauth import LastAuthRecorder
@@ -30,6 +31,7 @@ from gateway.jobs.service import JobKind, Jobs, Work
 from gateway.operations.admin import Administration, directory_ids
 from gateway.operations.health import DirectoryWatch, Readiness
 from gateway.runtime.metrics import Metrics
+from gateway.runtime.workers import Workers
 from gateway.users.admin import UserAdministration
 from gateway.users.lookup import ExactLookup
 from gateway.users.provisioning import Provisioning
@@ -55,6 +57,10 @@ class Runtime:
     lookup: ExactLookup
     recorder: LastAuthRecorder
     upstream_pool: ThreadPoolExecutor
+    #: The bounded threads of the bind path's and the LDAP front's blocking leaves.
+    workers: Workers
+    #: The bind records this process holds in memory (`Authenticator`'s).
+    records: BindRecords
     metrics: Metrics
     passwords: PasswordChanges
     provisioning: Provisioning
@@ -84,6 +90,8 @@ class Runtime:
         self.jobs.close()  # running jobs end `interrupted` at their next page
         self.recorder.close()  # writes the last batch of last_auth_at
         self.upstream_pool.shutdown(wait=False, cancel_futures=True)
+        self.workers.stop()
+        self.records.close()
         for directory in self.directories.values():
             directory.close()
         self.store.close()
@@ -112,8 +120,10 @@ def build(config: Config, *, migrate: bool = False) -> Runtime:
     directories = _directories(config, metrics, watch)
     upstream_pool = _upstream_pool(config)
     recorder = LastAuthRecorder(store)  # starts the thread that writes last_auth_at
+    workers = Workers(config.ldap.workers)
+    records = BindRecords(store)
     authenticator = _authenticator(
-        config, store, users, directories, upstream_pool, recorder, metrics
+        config, store, users, directories, upstream_pool, workers, records, recorder, metrics
     )
     jobs = _jobs(config, store, users, directories, metrics)
     jobs.recover()  # jobs a dead process left running are marked interrupted now
@@ -128,6 +138,8 @@ def build(config: Config, *, migrate: bool = False) -> Runtime:
         lookup=ExactLookup(config, store, users, directories, clock=utcnow),
         recorder=recorder,
         upstream_pool=upstream_pool,
+        workers=workers,
+        records=records,
         metrics=metrics,
         passwords=PasswordChanges(config, directories),
         provisioning=Provisioning(store, users, clock=utcnow),
@@ -193,6 +205,8 @@ def _authenticator(
     users: UserService,
     directories: Mapping[str, Directory],
     upstream_pool: ThreadPoolExecutor,
+    workers: Workers,
+    records: BindRecords,
     recorder: LastAuthRecorder,
     metrics: Metrics,
 ) -> Authenticator:
@@ -203,10 +217,11 @@ def _authenticator(
         store,
         jit,
         directories,
-        upstream_pool,
         failure_limiter(config, store),
         recorder,
+        offload=workers,
         clock=utcnow,
+        records=records,
         report_jit=metrics.jit,
     )
 

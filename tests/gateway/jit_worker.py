@@ -17,6 +17,7 @@ from pathlib import Path
 
 from gateway.config import parse_config
 from gateway.runtime.main import build
+from tests.reactor import blocking
 
 #: How long a worker waits for the others before it gives up (and says so).
 BARRIER_SECONDS = 60.0
@@ -42,7 +43,7 @@ def main(config_json: str, name: str, password: str, threads: int, barrier: Path
 
     def bind() -> None:
         go.wait()
-        outcome = runtime.authenticator.authenticate(name, password)
+        outcome = blocking(runtime.authenticator.authenticate, name, password)
         with lock:
             reasons[outcome.reason.value] += 1
 

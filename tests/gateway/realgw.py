@@ -24,6 +24,7 @@ from gateway.users.names import name_key
 from gateway.users.records import UserView, view_of
 from store import users as queries
 from store.models import User
+from tests.reactor import blocking
 from tests.servers.samba import SambaAD
 from tests.servers.slapd import Slapd
 
@@ -131,7 +132,7 @@ def record_by_id(runtime: Runtime, user_id: str) -> UserView:
 
 
 def authenticate(runtime: Runtime, name: str, password: str) -> AuthOutcome:
-    return runtime.authenticator.authenticate(name, password)
+    return blocking(runtime.authenticator.authenticate, name, password)
 
 
 def bind_ok(runtime: Runtime, name: str, password: str) -> UserView:

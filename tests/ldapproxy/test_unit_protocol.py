@@ -97,8 +97,11 @@ class Harness:
         self.connection.makeConnection(self.transport)
         self._next = 1
 
-    def _authenticate(self, name: str, password: str, route: object = None) -> AuthOutcome:
-        return self.outcomes.get((name, password), AuthOutcome(AuthReason.INVALID_CREDENTIALS))
+    def _authenticate(
+        self, name: str, password: str, route: object = None
+    ) -> "defer.Deferred[AuthOutcome]":
+        refused = AuthOutcome(AuthReason.INVALID_CREDENTIALS)
+        return defer.succeed(self.outcomes.get((name, password), refused))
 
     def send(self, op: Any, controls: list[Any] | None = None) -> list[Any]:
         message_id = self._next

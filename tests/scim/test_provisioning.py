@@ -19,6 +19,7 @@ from gateway.engine.types import DisabledBy, Reason, Role, Status
 from gateway.users.names import name_key
 from gateway.users.service import Actor
 from store.models import User
+from tests.reactor import blocking
 from tests.scim.harness import ENTRA_SOURCE, SCIM_MEDIA_TYPE, SCIM_SOURCE, Harness
 
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -389,14 +390,14 @@ def test_password_is_stored_as_an_argon2_hash(harness: Harness) -> None:
 
 def test_user_with_a_password_authenticates(harness: Harness) -> None:
     harness.scim.post("/Users", json={"schemas": [USER], "userName": "pat", "password": PASSWORD})
-    outcome = harness.runtime.authenticator.authenticate("pat", PASSWORD)
+    outcome = blocking(harness.runtime.authenticator.authenticate, "pat", PASSWORD)
     assert outcome.ok, outcome
     assert (outcome.user_id, outcome.source_id) == (gateway_id(harness, "pat"), SCIM_SOURCE)
 
 
 def test_wrong_password_fails(harness: Harness) -> None:
     harness.scim.post("/Users", json={"schemas": [USER], "userName": "pat", "password": PASSWORD})
-    outcome = harness.runtime.authenticator.authenticate(user_dn(harness, "pat"), "wrong")
+    outcome = blocking(harness.runtime.authenticator.authenticate, user_dn(harness, "pat"), "wrong")
     assert (outcome.ok, outcome.reason, outcome.password_verified) == (
         False,
         AuthReason.INVALID_CREDENTIALS,
@@ -410,8 +411,8 @@ def test_password_changed_by_put_replaces_the_old_one(harness: Harness) -> None:
     )
     put = {"schemas": [USER], "userName": "pat", "password": "Another-0ne-entirely"}
     assert harness.scim.put(f"/Users/{created.json()['id']}", json=put).status_code == 200
-    assert harness.runtime.authenticator.authenticate("pat", "Another-0ne-entirely").ok
-    old = harness.runtime.authenticator.authenticate(user_dn(harness, "pat"), PASSWORD)
+    assert blocking(harness.runtime.authenticator.authenticate, "pat", "Another-0ne-entirely").ok
+    old = blocking(harness.runtime.authenticator.authenticate, user_dn(harness, "pat"), PASSWORD)
     assert old.reason is AuthReason.INVALID_CREDENTIALS
 
 
@@ -420,7 +421,7 @@ def test_user_disabled_by_the_client_cannot_authenticate(harness: Harness) -> No
         "/Users", json={"schemas": [USER], "userName": "pat", "password": PASSWORD}
     )
     patch(harness.scim, f"/Users/{created.json()['id']}", op("replace", "active", False))
-    outcome = harness.runtime.authenticator.authenticate("pat", PASSWORD)
+    outcome = blocking(harness.runtime.authenticator.authenticate, "pat", PASSWORD)
     assert (outcome.ok, outcome.reason) == (False, AuthReason.ACCOUNT_DISABLED)
 
 
@@ -429,7 +430,7 @@ def test_deleted_user_cannot_authenticate(harness: Harness) -> None:
         "/Users", json={"schemas": [USER], "userName": "pat", "password": PASSWORD}
     )
     harness.scim.delete(f"/Users/{created.json()['id']}")
-    assert not harness.runtime.authenticator.authenticate("pat", PASSWORD).ok
+    assert not blocking(harness.runtime.authenticator.authenticate, "pat", PASSWORD).ok
 
 
 # -- ETags (RFC 7644 §3.14) --------------------------------------------------------------------

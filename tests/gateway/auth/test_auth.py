@@ -9,7 +9,9 @@ from dataclasses import replace
 
 import pytest
 from sqlalchemy import func, select
+from twisted.internet import defer
 
+from gateway.auth.bindcache import BindRecords
 from gateway.auth.binds import Authenticator, AuthReason, RefusalPacer
 from gateway.auth.jit import JitSync
 from gateway.auth.lastauth import LastAuthRecorder
@@ -20,12 +22,14 @@ from gateway.directory import BindResult, DirectoryEntry, NameKind
 from gateway.engine import status as rules
 from gateway.engine.types import Role, Status
 from gateway.errors import UpstreamUnavailable
+from gateway.runtime.workers import Workers
 from gateway.users.admin import UserAdministration
 from gateway.users.records import state_of
 from gateway.users.service import Actor, UserService
 from store import users as queries
 from store.models import AuthFailure
 from tests.clock import Clock
+from tests.reactor import blocking
 
 PEOPLE = "ou=people,dc=example,dc=org"
 SUPER = Actor("ops", Role.SUPER_ADMIN)
@@ -95,6 +99,10 @@ class ScriptedDirectory:
     def read_user(self, external_id: str) -> DirectoryEntry | None:
         self._read()
         return self.entries.get(external_id)
+
+    def verify(self, dn: str, password: str) -> "defer.Deferred[BindResult]":
+        """The bind check as the Authenticator calls it: a Deferred (answered at once)."""
+        return defer.maybeDeferred(self.verify_password, dn, password)
 
     def verify_password(self, dn: str, password: str) -> BindResult:
         assert password, "an empty password reached the directory"
@@ -170,19 +178,23 @@ class Gateway:
         self.users = UserService(clock=clock)
         self.admin = UserAdministration(store, clock=clock)
         self.pool = ThreadPoolExecutor(16)
+        self.workers = Workers(16)
         self.jit = JitSync(store, self.users, self.config.sync, self.pool, clock=clock)
         self.recorder = LastAuthRecorder(store, interval_seconds=3600)
         self.limiter = FailureLimiter(store, 3, 300, clock=clock)
-        self.auth = Authenticator(
+        self.records = BindRecords(store)
+        self.authenticator = Authenticator(
             self.config,
             store,
             self.jit,
             {"corp": directory},
-            self.pool,
             self.limiter,
             self.recorder,
+            offload=self.workers,
             clock=clock,
+            records=self.records,
         )
+        self.auth = Blocking(self.authenticator)
 
     def record(self, uid: str):
         with self.store.reading() as session:
@@ -193,7 +205,28 @@ class Gateway:
 
     def close(self) -> None:
         self.recorder.close()
+        self.records.close()
+        self.workers.stop()
         self.pool.shutdown()
+
+
+class Blocking:
+    """The Authenticator as a test thread calls it: each bind runs on the reactor's thread
+    (where the Authenticator lives) and the caller waits for its outcome."""
+
+    def __init__(self, authenticator: Authenticator) -> None:
+        self.authenticator = authenticator
+        self._pacer = authenticator._pacer
+
+    def authenticate(self, name: str, password: str):
+        return blocking(self.authenticator.authenticate, name, password)
+
+    def route(self, name: str):
+        return self.authenticator.route(name)
+
+    @property
+    def waiting(self) -> int:
+        return blocking(lambda: self.authenticator.waiting)
 
 
 @pytest.fixture
@@ -472,9 +505,9 @@ def test_concurrent_binds_in_one_process_wait_on_the_read_in_flight(
         for t in threads:
             t.start()
         deadline = time.monotonic() + 30
-        while gw.jit.waiting < 19 and time.monotonic() < deadline:
+        while gw.auth.waiting < 19 and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert gw.jit.waiting == 19, "the other binds did not wait on the read in flight"
+        assert gw.auth.waiting == 19, "the other binds did not wait on the read in flight"
         held.answer()
         for t in threads:
             t.join()
@@ -484,6 +517,66 @@ def test_concurrent_binds_in_one_process_wait_on_the_read_in_flight(
     assert directory.reads == reads + 1
     assert all(o.ok for o in outcomes), {o.reason for o in outcomes}
     assert calls == ["claim_sync_window" if known else "claim_name_window"]
+
+
+def _until(condition, what: str, seconds: float = 30) -> None:
+    """Wait for `condition` (read on the reactor's thread) with a deadline."""
+    deadline = time.monotonic() + seconds
+    while not blocking(condition):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+def test_five_hundred_binds_of_one_due_user_make_one_read(store, directory, clock):
+    """A burst of binds of one JIT-due user: one upstream read, one claim, every bind OK,
+    and the 499 that wait hold no thread (they wait on a Deferred)."""
+    gw = Gateway(store, clock, directory, jit_deadline_seconds=10)
+    try:
+        assert gw.auth.authenticate("alice", "alice-pw").ok
+        clock.advance(seconds=301)
+        reads = directory.reads
+        held = directory.hold_reads()
+        binds = blocking(
+            lambda: [gw.authenticator.authenticate("alice", "alice-pw") for _ in range(500)]
+        )
+        _until(lambda: gw.authenticator.waiting == 499, "499 binds waiting on the read")
+        # One read in flight: the pool holds one JIT sync, not 500 waiting threads.
+        assert blocking(lambda: len(gw.workers.pool.working)) <= 1
+        held.answer()
+        outcomes = blocking(lambda: defer.gatherResults(binds))
+    finally:
+        directory.held = None
+        gw.close()
+    assert directory.reads == reads + 1
+    assert all(o.ok for o in outcomes), {o.reason for o in outcomes}
+
+
+def test_binds_waiting_on_a_hung_directory_leave_in_window_binds_answered(store, directory, clock):
+    """200 JIT-due binds wait on reads that hang and fill every thread of the pool; a user
+    inside the JIT window is still answered, from memory and on the loop, meanwhile."""
+    gw = Gateway(store, clock, directory, jit_deadline_seconds=10)
+    users = [f"u{i:03d}" for i in range(200)]
+    try:
+        assert gw.records.wait_ready(10), "the bind records never became current"
+        for uid in users:
+            directory.add(uid, f"{uid}-pw")
+            assert gw.auth.authenticate(uid, f"{uid}-pw").ok
+        clock.advance(seconds=301)
+        for _ in range(2):  # read upstream (due), then read from the store into memory
+            assert gw.auth.authenticate("alice", "alice-pw").ok
+        held = directory.hold_reads()
+        binds = blocking(lambda: [gw.authenticator.authenticate(uid, f"{uid}-pw") for uid in users])
+        _until(lambda: len(gw.workers.pool.working) == 16, "every pool thread on a hung read")
+        bound = [gw.auth.authenticate("alice", "alice-pw") for _ in range(20)]
+        still_held = not held.answered.is_set()
+        held.answer()
+        outcomes = blocking(lambda: defer.gatherResults(binds))
+    finally:
+        directory.held = None
+        gw.close()
+    assert still_held, "the directory answered before the in-window binds were made"
+    assert all(o.ok for o in bound), {o.reason for o in bound}
+    assert all(o.ok for o in outcomes), {o.reason for o in outcomes}
 
 
 # -- names no source can hold (issue: a name the configuration routes nowhere) -------------

@@ -18,6 +18,7 @@ from gateway.config import parse_config
 from gateway.runtime.main import build
 from store.db import Store
 from store.models import User
+from tests.reactor import blocking
 
 ROOT = Path(__file__).resolve().parents[3]
 PROCESSES, THREADS = 4, 50
@@ -73,7 +74,7 @@ def test_a_burst_of_binds_of_a_due_user_reads_once(slapd, store_url):
     cfg = config(slapd, store_url)
     runtime = build(parse_config(cfg, {}), migrate=True)
     try:
-        assert runtime.authenticator.authenticate(uid, "burst-pw").ok  # the record exists
+        assert blocking(runtime.authenticator.authenticate, uid, "burst-pw").ok  # the record exists
     finally:
         runtime.close()
     # Age the record's last sync past the window, so every bind below is due for a read.

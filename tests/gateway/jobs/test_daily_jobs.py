@@ -43,6 +43,7 @@ from tests.gateway.bulkfixture import (
     wait_job,
 )
 from tests.gateway.realgw import Gateways, gateway_config, slapd_source
+from tests.reactor import blocking
 from tests.servers.slapd import Slapd
 
 DAY = timedelta(days=1)
@@ -251,7 +252,7 @@ def test_cleanup_disables_the_never_used_then_deletes_them_unless_they_came_back
     rows = user_rows(store)
     assert [state_of(rows[name]) for name in ("c1", "c2", "c3", "c4")] == [NEVER_USED] * 4
     # ... an authentication (JIT) revives the user.
-    outcome = runtime.authenticator.authenticate("c1", "c1-pw")
+    outcome = blocking(runtime.authenticator.authenticate, "c1", "c1-pw")
     assert outcome.ok, outcome
     assert outcome.user_id == ids["c1"]
     runtime.recorder.flush()
@@ -280,7 +281,7 @@ def test_cleanup_disables_the_never_used_then_deletes_them_unless_they_came_back
     assert all(e.details["pending_since"] == marked_at.isoformat() for e in purged)
 
     # A deleted user comes back on their next sync as a new record.
-    back = runtime.authenticator.authenticate("c2", "c2-pw")
+    back = blocking(runtime.authenticator.authenticate, "c2", "c2-pw")
     assert back.ok, back
     assert back.user_id not in (None, ids["c2"])
     assert state_of(user_rows(store)["c2"]) == ACTIVE

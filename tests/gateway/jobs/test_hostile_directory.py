@@ -33,6 +33,7 @@ from tests.gateway.realgw import (
     samba_source,
     slapd_source,
 )
+from tests.reactor import blocking
 from tests.servers.samba import SambaAD
 from tests.servers.slapd import Slapd
 
@@ -94,7 +95,7 @@ def assert_nobody_disabled_and_alice_still_works(
     alice = user_rows(runtime.store)["alice"]
     synced = runtime.lookup.sync(SUPER, alice.id)
     assert synced.state is not None and synced.state.status.value == Status.ACTIVE.value
-    outcome = runtime.authenticator.authenticate("alice", "alice-secret")
+    outcome = blocking(runtime.authenticator.authenticate, "alice", "alice-secret")
     assert outcome.reason is AuthReason.SUCCESS, outcome
 
 

@@ -9,6 +9,7 @@ from gateway.jobs.service import JobKind, JobState
 from gateway.runtime.main import Runtime
 from tests.gateway.bulkfixture import SUPER, wait_job
 from tests.gateway.realgw import Gateways, gateway_config, slapd_source
+from tests.reactor import blocking
 from tests.servers.slapd import Slapd
 
 pytestmark = pytest.mark.slapd
@@ -33,14 +34,14 @@ def test_readiness_lists_the_directory_without_being_decided_by_it(
     runtime = gateways(gateway_config(store_url, slapd_source([server.url])))
     assert directory_check(runtime) == (True, "not asked yet", False)
 
-    assert runtime.authenticator.authenticate("alice", "alice-secret").ok
+    assert blocking(runtime.authenticator.authenticate, "alice", "alice-secret").ok
     ok, detail, decides = directory_check(runtime)
     assert (ok, decides) == (True, False)
     assert detail.startswith("last answered at ")
     assert metric(runtime, 'idgate_directory_last_answer_timestamp_seconds{source="corp"}')
 
     server.stop()
-    assert not runtime.authenticator.authenticate("alice", "alice-secret").ok
+    assert not blocking(runtime.authenticator.authenticate, "alice", "alice-secret").ok
     ok, detail, _ = directory_check(runtime)
     assert not ok
     assert detail.startswith("failing since ") and "; last answered at " in detail
