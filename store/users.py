@@ -1,7 +1,7 @@
 """Queries and writes on users, audit events and sources. Every function takes the caller's
 Session and never commits."""
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
@@ -280,25 +280,24 @@ def audit_events(session: Session, *, user_id: str | None = None) -> list[AuditE
 # -- bulk runs (SPEC §5.3): one query per page of users, not one per user ---------------------
 
 
-def sync_rows(session: Session, source_id: str, external_ids: Iterable[str]) -> list[Row[Any]]:
-    """What a bulk run compares a page against: one locked Core row per stored user."""
-    query = (
-        select(
-            User.id,
-            User.external_id,
-            User.source_digest,
-            User.status,
-            User.source_status,
-            User.disabled_by,
-            User.reason,
-            User.pending_deletion_since,
-            User.updated_at,
-            User.last_sync_at,
-        )
-        .where(User.source_id == source_id, User.external_id.in_(list(external_ids)))
-        .with_for_update()
-    )
-    return list(session.execute(query))
+def sync_rows(
+    session: Session, source_id: str, external_ids: Iterable[str], *, lock: bool = True
+) -> list[Row[Any]]:
+    """What a bulk run compares a page against: one Core row per stored user, locked unless
+    `lock` is False (a JIT read that only looks whether anything changed)."""
+    query = select(
+        User.id,
+        User.external_id,
+        User.source_digest,
+        User.status,
+        User.source_status,
+        User.disabled_by,
+        User.reason,
+        User.pending_deletion_since,
+        User.updated_at,
+        User.last_sync_at,
+    ).where(User.source_id == source_id, User.external_id.in_(list(external_ids)))
+    return list(session.execute(query.with_for_update() if lock else query))
 
 
 def users_by_external_ids(
@@ -361,6 +360,22 @@ def mark_synced(session: Session, user_ids: list[str], at: datetime, job_id: int
         .values(**values)
         .execution_options(synchronize_session=False)
     )
+
+
+_USERS = cast(Table, User.__table__)
+_MARK_ONE = (
+    update(_USERS)
+    .where(_USERS.c.id == bindparam("user_id"))
+    .values(last_sync_at=bindparam("at"), sync_claim_until=None)
+)
+
+
+def mark_each_synced(session: Session, marks: Sequence[tuple[str, datetime]]) -> None:
+    """`mark_synced` of many users, each at its own time, in one executemany (the JIT's group
+    commit): the window restarts and the claim is given back."""
+    if marks:
+        rows = [{"user_id": user_id, "at": at} for user_id, at in marks]
+        session.connection().execute(_MARK_ONE, rows)
 
 
 def audit_log(

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from sqlalchemy import Row
 from twisted.internet.defer import Deferred
 
+from gateway.auth.marks import SyncMarks
 from gateway.auth.routing import Subject
 from gateway.config import AdSource, LdapSource, SyncConfig
 from gateway.directory import BindResult, DirectoryEntry, NameKind, to_source_user
@@ -167,8 +168,15 @@ class JitSync:
         *,
         clock: Callable[[], datetime],
         on_read: Callable[[str, bool, float], None] | None = None,
+        marks: SyncMarks | None = None,
     ) -> None:
+        """
+        Args:
+            marks: the group writer of reads that found nothing new; without it each such
+                read commits its own mark before the bind is answered.
+        """
         self._store = store
+        self._marks = marks
         self._users = users
         self._settings = settings
         self._executor = executor
@@ -238,6 +246,10 @@ class JitSync:
                 queries.release_sync_claim(session, cached.id)
             return JitResult(Freshness.FAILED, cached)
         source = _directory_source(subject)
+        if entry is not None and self._marks is not None:
+            quiet = self._unchanged(source, cached, entry)
+            if quiet is not None:
+                return quiet
         with self._store.writing() as session:
             if entry is None:
                 result = self._users.apply_missing(
@@ -256,6 +268,24 @@ class JitSync:
             cached, state=result.state, dn=dn, user_name=user_name, last_sync_at=self._clock()
         )
         return JitResult(Freshness.READ, synced, entry, result)
+
+    def _unchanged(
+        self, source: LdapSource | AdSource, cached: CachedUser, entry: DirectoryEntry
+    ) -> JitResult | None:
+        """A read that finds the user as stored: the mark goes to the group writer and the
+        bind goes on without waiting for its commit (None: something changed)."""
+        assert self._marks is not None
+        at = self._clock()  # before the compared read: a later change stays after it
+        report = to_source_user(entry, source, at)
+        with self._store.reading() as session:
+            quiet = self._users.unchanged(session, source.id, report, Trigger.JIT)
+        if quiet is None or quiet.user_id != cached.id or quiet.state is None:
+            return None
+        self._marks.mark(cached.id, at)
+        synced = replace(
+            cached, state=quiet.state, dn=entry.dn, user_name=report.user_name, last_sync_at=at
+        )
+        return JitResult(Freshness.READ, synced, entry, quiet)
 
     def _sync_new(self, subject: Subject, directory: UserDirectory) -> JitResult:
         source = _directory_source(subject)

@@ -17,6 +17,7 @@ from gateway.auth.bindcache import BindRecords
 from gateway.auth.binds import Authenticator
 from gateway.auth.jit import JitSync
 from gateway.auth.lastauth import LastAuthRecorder
+from gateway.auth.marks import SyncMarks
 from gateway.auth.password_change import PasswordChanges
 from gateway.auth.ratelimit import FailureLimiter
 from gateway.auth.tokens import BearerTokens
@@ -61,6 +62,8 @@ class Runtime:
     workers: Workers
     #: The bind records this process holds in memory (`Authenticator`'s).
     records: BindRecords
+    #: The group writer of JIT reads that found nothing new.
+    marks: SyncMarks
     metrics: Metrics
     passwords: PasswordChanges
     provisioning: Provisioning
@@ -91,6 +94,7 @@ class Runtime:
         self.recorder.close()  # writes the last batch of last_auth_at
         self.upstream_pool.shutdown(wait=False, cancel_futures=True)
         self.workers.stop()
+        self.marks.close()  # commits the marks still queued
         self.records.close()
         for directory in self.directories.values():
             directory.close()
@@ -122,8 +126,10 @@ def build(config: Config, *, migrate: bool = False) -> Runtime:
     recorder = LastAuthRecorder(store)  # starts the thread that writes last_auth_at
     workers = Workers(config.ldap.workers)
     records = BindRecords(store)
+    marks = SyncMarks(store)
+    jit = JitSync(store, users, config.sync, upstream_pool, clock=utcnow, marks=marks)
     authenticator = _authenticator(
-        config, store, users, directories, upstream_pool, workers, records, recorder, metrics
+        config, store, jit, directories, workers, records, recorder, metrics
     )
     jobs = _jobs(config, store, users, directories, metrics)
     jobs.recover()  # jobs a dead process left running are marked interrupted now
@@ -140,6 +146,7 @@ def build(config: Config, *, migrate: bool = False) -> Runtime:
         upstream_pool=upstream_pool,
         workers=workers,
         records=records,
+        marks=marks,
         metrics=metrics,
         passwords=PasswordChanges(config, directories),
         provisioning=Provisioning(store, users, clock=utcnow),
@@ -202,16 +209,14 @@ def _upstream_pool(config: Config) -> ThreadPoolExecutor:
 def _authenticator(
     config: Config,
     store: Store,
-    users: UserService,
+    jit: JitSync,
     directories: Mapping[str, Directory],
-    upstream_pool: ThreadPoolExecutor,
     workers: Workers,
     records: BindRecords,
     recorder: LastAuthRecorder,
     metrics: Metrics,
 ) -> Authenticator:
     """The bind path (SPEC §6): routing, the failure limit and just-in-time sync."""
-    jit = JitSync(store, users, config.sync, upstream_pool, clock=utcnow)
     return Authenticator(
         config,
         store,

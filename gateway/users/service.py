@@ -151,6 +151,20 @@ class UserService:
                     raise
         raise AssertionError("unreachable")
 
+    def unchanged(
+        self, session: Session, source_id: str, report: SourceUser, trigger: Trigger
+    ) -> SyncResult | None:
+        """What a sync of `report` would be if it only restarted the window: the UNCHANGED
+        result, or None when the report changes something or names no record. Reads the row
+        without a lock and writes nothing: the JIT path marks the sync in a batch after.
+        (A change committed between this read and that mark keeps its `updated_at` after
+        the mark's time, so the next sync plans it in full.)"""
+        rows = queries.sync_rows(session, source_id, [report.external_id], lock=False)
+        state = _unchanged(rows[0], report, trigger, self._clock()) if rows else None
+        if state is None:
+            return None
+        return SyncResult(Outcome.UNCHANGED, rows[0].id, state, "unchanged")
+
     def _mark_if_unchanged(
         self,
         session: Session,

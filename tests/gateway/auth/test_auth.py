@@ -15,6 +15,7 @@ from gateway.auth.bindcache import BindRecords
 from gateway.auth.binds import Authenticator, AuthReason, RefusalPacer
 from gateway.auth.jit import JitSync
 from gateway.auth.lastauth import LastAuthRecorder
+from gateway.auth.marks import SyncMarks
 from gateway.auth.ratelimit import FailureLimiter
 from gateway.auth.secrets import hash_secret
 from gateway.config import parse_config
@@ -179,7 +180,10 @@ class Gateway:
         self.admin = UserAdministration(store, clock=clock)
         self.pool = ThreadPoolExecutor(16)
         self.workers = Workers(16)
-        self.jit = JitSync(store, self.users, self.config.sync, self.pool, clock=clock)
+        self.marks = SyncMarks(store)
+        self.jit = JitSync(
+            store, self.users, self.config.sync, self.pool, clock=clock, marks=self.marks
+        )
         self.recorder = LastAuthRecorder(store, interval_seconds=3600)
         self.limiter = FailureLimiter(store, 3, 300, clock=clock)
         self.records = BindRecords(store)
@@ -205,6 +209,7 @@ class Gateway:
 
     def close(self) -> None:
         self.recorder.close()
+        self.marks.close()
         self.records.close()
         self.workers.stop()
         self.pool.shutdown()
@@ -218,8 +223,13 @@ class Blocking:
         self.authenticator = authenticator
         self._pacer = authenticator._pacer
 
-    def authenticate(self, name: str, password: str):
-        return blocking(self.authenticator.authenticate, name, password)
+    def authenticate(self, name: str, password: str, *, settled: bool = True):
+        """One bind; with `settled`, once its group-committed sync mark is in the store too
+        (what the tests then read of the record)."""
+        outcome = blocking(self.authenticator.authenticate, name, password)
+        if settled:
+            assert self.authenticator._jit._marks.flush()
+        return outcome
 
     def route(self, name: str):
         return self.authenticator.route(name)
@@ -577,6 +587,90 @@ def test_binds_waiting_on_a_hung_directory_leave_in_window_binds_answered(store,
     assert still_held, "the directory answered before the in-window binds were made"
     assert all(o.ok for o in bound), {o.reason for o in bound}
     assert all(o.ok for o in outcomes), {o.reason for o in outcomes}
+
+
+# -- JIT reads that find nothing new: group commit -------------------------------------------
+
+
+class HeldMarks:
+    """Holds the group writer's commit until the test lets it go."""
+
+    def __init__(self, monkeypatch) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.batches: list[int] = []
+        original = queries.mark_each_synced
+
+        def held(session, marks):
+            self.entered.set()
+            assert self.release.wait(30), "the test never let the commit go"
+            self.batches.append(len(marks))
+            return original(session, marks)
+
+        monkeypatch.setattr(queries, "mark_each_synced", held)
+
+
+def test_an_unchanged_read_answers_the_bind_before_its_mark_commits(gw, clock, monkeypatch):
+    assert gw.auth.authenticate("alice", "alice-pw").ok
+    synced = gw.record("alice").last_sync_at
+    clock.advance(seconds=301)
+    held = HeldMarks(monkeypatch)
+
+    outcome = gw.auth.authenticate("alice", "alice-pw", settled=False)
+
+    assert outcome.ok
+    assert held.entered.wait(10)
+    # Answered; the mark is still uncommitted: the store has the old sync and the claim.
+    record = gw.record("alice")
+    assert record.last_sync_at == synced and record.sync_claim_until is not None
+    held.release.set()
+    assert gw.marks.flush()
+    record = gw.record("alice")
+    assert record.last_sync_at == clock() and record.sync_claim_until is None
+
+
+def test_marks_queued_during_a_commit_share_the_next_one(store, directory, clock, monkeypatch):
+    gw = Gateway(store, clock, directory, jit_deadline_seconds=10)
+    users = [f"m{i:02d}" for i in range(30)]
+    try:
+        for uid in users:
+            directory.add(uid, f"{uid}-pw")
+            assert gw.auth.authenticate(uid, f"{uid}-pw").ok
+        clock.advance(seconds=301)
+        held = HeldMarks(monkeypatch)
+        assert gw.auth.authenticate(users[0], f"{users[0]}-pw", settled=False).ok
+        assert held.entered.wait(10)
+        for uid in users[1:]:  # answered while the first mark's commit is held
+            assert gw.auth.authenticate(uid, f"{uid}-pw", settled=False).ok
+        held.release.set()
+        assert gw.marks.flush()
+        assert held.batches == [1, 29]
+        assert all(gw.record(uid).sync_claim_until is None for uid in users)
+    finally:
+        gw.close()
+
+
+def test_a_mark_the_store_refuses_costs_a_read_not_a_status(gw, directory, clock, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    assert gw.auth.authenticate("alice", "alice-pw").ok
+    clock.advance(seconds=301)
+
+    def refused(session, marks):
+        raise OperationalError("UPDATE users", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(queries, "mark_each_synced", refused)
+    reads = directory.reads
+    assert gw.auth.authenticate("alice", "alice-pw").ok
+    monkeypatch.undo()
+    # The claim stands until it runs out (2 x deadline + 1 s); then the next bind reads again
+    # and a change upstream is applied in full.
+    directory.change("alice", shadowExpire="1")
+    clock.advance(seconds=3)
+    outcome = gw.auth.authenticate("alice", "alice-pw")
+    assert directory.reads == reads + 2
+    assert outcome.reason is AuthReason.ACCOUNT_EXPIRED, outcome
+    assert (gw.record("alice").status, gw.record("alice").reason) == ("disabled", "source_expired")
 
 
 # -- names no source can hold (issue: a name the configuration routes nowhere) -------------
