@@ -131,6 +131,16 @@ def _pg_v1(keep: int) -> list[str]:
 SQLITE_CHANGES_AFTER = "SELECT seq, user_id FROM user_changes WHERE seq > ? ORDER BY seq"
 SQLITE_LAST_SEQ = "SELECT coalesce(max(seq), 0) FROM user_changes"
 
+_SQLITE_OWN = text("SELECT seq, user_id FROM user_changes WHERE seq > :after ORDER BY seq")
+
+
+def sqlite_own_changes(connection: Connection, committed: int) -> list[tuple[int, str]]:
+    """SQLite: the log rows of the writing transaction open on `connection`, as (seq, user
+    id). `committed` is the last seq committed when it is asked (read on another connection):
+    the transaction holds the write lock (BEGIN IMMEDIATE), so every row after it is its own."""
+    return [(row[0], row[1]) for row in connection.execute(_SQLITE_OWN, {"after": committed})]
+
+
 _OWN = text("SELECT txid, user_id FROM user_changes WHERE txid = txid_current_if_assigned()")
 
 

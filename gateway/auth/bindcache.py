@@ -9,7 +9,9 @@ and this module follows that log.
   tells whether any other connection committed; if so, the log rows after the last one seen
   name the users to drop. Writers are serialised, so the log's order is the commit order:
   exact for every process and every writer. A reader that fell behind the trimmed log starts
-  afresh (the whole memory dropped).
+  afresh (the whole memory dropped). This process's own commits are told apart exactly: a
+  writing transaction holds the write lock, so the log rows after the last committed one
+  (read on the cache's connection by a commit hook) are its own.
 - PostgreSQL: a listener thread on a connection of its own (LISTEN `store.changes.CHANNEL`)
   drops each notified user; it pings the server four times a second, and memory answers only
   while the listener was heard within `MAX_LAG_SECONDS`: a lost or silent listener means every
@@ -21,7 +23,8 @@ What is kept: only what the store returned with no failed bind counted (a user w
 failures is read every time, so the failure limit holds across processes), never an absence,
 never the result of checking a password. A read that raced with a change is not kept: every
 drop is stamped with an epoch, and a read is kept only when its user was not dropped after
-the read began.
+the read began. What a committed sync of this process wrote is kept too (`remember`), unless
+another writer's change of that user was heard while the commit was being made.
 
 Thread-safe: the event loop and the worker threads call it together.
 """
@@ -65,6 +68,7 @@ MAX_DROPPED = 50_000
 Key = tuple[str, str, str]
 
 _NO_FAILURES = datetime.max.replace(tzinfo=UTC)
+_BEGINNING = datetime.min.replace(tzinfo=UTC)
 
 
 def key_of(subject: Subject) -> Key:
@@ -113,6 +117,8 @@ class BindRecords:
         self._sqlite: sqlite3.Connection | None = None
         self._data_version = 0
         self._last_seq = 0
+        #: Log rows of this process's own commits, dropped already by the commit hook.
+        self._own_seqs: set[int] = set()
         self._listener: threading.Thread | None = None
         self._heard = float("-inf")
         # PostgreSQL transactions of this process whose notifications are its own: the
@@ -170,12 +176,12 @@ class BindRecords:
         return user
 
     def remember(self, user: CachedUser) -> None:
-        """Keep a record this process has just written (after a JIT sync, say).
+        """Keep a record this process has just written and committed (after a JIT sync).
 
         Kept only when the cache can tell it is current: this process's commit was the last
-        change of that user and it replaced a record held here (whose failure count then
-        still holds). Otherwise a no-op: the next lookup reads the store. On SQLite always a
-        no-op (own commits are not told apart there)."""
+        change of that user (any later change, from any writer, has dropped it again), and
+        the record counted no failure (`user.recent_failures`, as read before the write).
+        Otherwise a no-op: the next lookup reads the store."""
         if user.recent_failures:
             return
         with self._lock:
@@ -250,10 +256,22 @@ class BindRecords:
             for key in self._keys.pop(user_id, ()):
                 entry = self._entries.pop(key)
                 since = entry.since if since is None else max(since, entry.since)
-            if own and since is not None:
-                self._rememberable[user_id] = since
+            if own:
+                # What this process wrote may be kept (`remember`); a user it held keeps
+                # the failure window it was read with, a user it did not hold (just added
+                # by a JIT sync, say) counts failures from the start.
+                self._rememberable[user_id] = _BEGINNING if since is None else since
             else:
                 self._rememberable.pop(user_id, None)
+
+    def _drop_own(self, user_ids: list[str], began: int) -> None:
+        """Drop what a commit of this process changed. A user that another writer changed
+        since the commit was about to be made (`began`) is not rememberable: what this
+        process wrote may be older than that change (the other commit came between this
+        one and its hook, or was heard first)."""
+        raced = [u for u in user_ids if self._dropped.get(u, 0) > began or began < self._floor]
+        self._drop(raced)
+        self._drop([u for u in user_ids if u not in raced], own=True)
 
     def _clear(self) -> None:
         self._epoch += 1
@@ -282,6 +300,27 @@ class BindRecords:
         self._data_version = connection.execute("PRAGMA data_version").fetchone()[0]
         self._last_seq = connection.execute(changes.SQLITE_LAST_SEQ).fetchone()[0]
         self._sqlite = connection
+        self._remove_hook = self._store.add_commit_hook(self._before_sqlite_commit)
+
+    def _before_sqlite_commit(self, connection: Connection) -> Callable[[], None] | None:
+        """This process's own commits, told apart exactly: the writing transaction holds
+        SQLite's write lock, so the log rows after the last committed one are its own."""
+        with self._lock:
+            if self._sqlite is None:
+                return None
+            committed = self._sqlite.execute(changes.SQLITE_LAST_SEQ).fetchone()[0]
+            began = self._epoch
+        own = changes.sqlite_own_changes(connection, committed)
+        if not own:
+            return None
+
+        def after() -> None:
+            with self._lock:
+                # The follower reads these rows later: they are dropped once, here.
+                self._own_seqs.update(seq for seq, _ in own)
+                self._drop_own([user_id for _, user_id in own], began)
+
+        return after
 
     def _follow_sqlite(self) -> None:
         assert self._sqlite is not None
@@ -299,7 +338,10 @@ class BindRecords:
             log.info("bindcache: fell behind the change log; starting afresh")
             self._clear()
         else:
-            self._drop([user_id for _seq, user_id in rows])
+            others = [user_id for seq, user_id in rows if seq not in self._own_seqs]
+            self._own_seqs.difference_update(seq for seq, _ in rows)
+            if others:
+                self._drop(others)
         self._last_seq = rows[-1][0]
 
     # -- PostgreSQL ------------------------------------------------------------------------
@@ -311,10 +353,11 @@ class BindRecords:
         with self._lock:
             # Registered before the commit: the listener may hear it before `after` runs.
             self._own_txids[txid] = self._monotonic()
+            began = self._epoch
 
         def after() -> None:
             with self._lock:
-                self._drop(user_ids, own=True)
+                self._drop_own(user_ids, began)
 
         return after
 

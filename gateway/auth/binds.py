@@ -192,8 +192,6 @@ class BindRecords(Protocol):
 
     def lookup(self, subject: Subject, *, failures_since: datetime) -> CachedUser | None: ...
 
-    def remember(self, user: CachedUser) -> None: ...
-
 
 @dataclass
 class _Flight:
@@ -417,8 +415,6 @@ class Authenticator:
             self._release(key, lambda waited: self._retry(waited, subject, directory, cached))
             raise
         self._release(key, lambda waited: waited.callback(result))
-        if result.user is not None and self._records is not None:
-            self._records.remember(result.user)
         return cast(JitResult, result)
 
     def _release(

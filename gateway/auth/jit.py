@@ -169,14 +169,20 @@ class JitSync:
         clock: Callable[[], datetime],
         on_read: Callable[[str, bool, float], None] | None = None,
         marks: SyncMarks | None = None,
+        remember: Callable[[CachedUser], None] | None = None,
     ) -> None:
         """
         Args:
             marks: the group writer of reads that found nothing new; without it each such
                 read commits its own mark before the bind is answered.
+            remember: told the record each committed sync wrote (the bind records in
+                memory, `gateway.auth.bindcache.BindRecords.remember`), so the next bind of
+                that user needs no store read. Not told of a mark (`marks`): the record it
+                was built from was read without a lock, and may be older than the mark.
         """
         self._store = store
         self._marks = marks
+        self._remember = remember or (lambda _user: None)
         self._users = users
         self._settings = settings
         self._executor = executor
@@ -267,6 +273,7 @@ class JitSync:
         synced = replace(
             cached, state=result.state, dn=dn, user_name=user_name, last_sync_at=self._clock()
         )
+        self._remember(synced)
         return JitResult(Freshness.READ, synced, entry, result)
 
     def _unchanged(
@@ -328,6 +335,8 @@ class JitSync:
                 if result.view is not None:
                     user = CachedUser.synced(result.view)
             queries.finish_name_read(session, source.id, subject.key, self._clock())
+        if user is not None:
+            self._remember(user)
         if result is not None and result.outcome is Outcome.NOT_SYNCHRONIZED:
             log.info("jit: %s not added (%s)", source.id, result.not_synchronized_reason)
         return JitResult(Freshness.READ, user, entry, result)

@@ -127,7 +127,15 @@ def build(config: Config, *, migrate: bool = False) -> Runtime:
     workers = Workers(config.ldap.workers)
     records = BindRecords(store)
     marks = SyncMarks(store)
-    jit = JitSync(store, users, config.sync, upstream_pool, clock=utcnow, marks=marks)
+    jit = JitSync(
+        store,
+        users,
+        config.sync,
+        upstream_pool,
+        clock=utcnow,
+        marks=marks,
+        remember=records.remember,
+    )
     authenticator = _authenticator(
         config, store, jit, directories, workers, records, recorder, metrics
     )

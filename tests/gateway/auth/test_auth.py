@@ -181,12 +181,18 @@ class Gateway:
         self.pool = ThreadPoolExecutor(16)
         self.workers = Workers(16)
         self.marks = SyncMarks(store)
+        self.records = BindRecords(store)
         self.jit = JitSync(
-            store, self.users, self.config.sync, self.pool, clock=clock, marks=self.marks
+            store,
+            self.users,
+            self.config.sync,
+            self.pool,
+            clock=clock,
+            marks=self.marks,
+            remember=self.records.remember,
         )
         self.recorder = LastAuthRecorder(store, interval_seconds=3600)
         self.limiter = FailureLimiter(store, 3, 300, clock=clock)
-        self.records = BindRecords(store)
         self.authenticator = Authenticator(
             self.config,
             store,

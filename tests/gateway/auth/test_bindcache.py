@@ -246,15 +246,12 @@ def test_remember_keeps_only_what_this_process_just_wrote(store, records, raw):
     assert synced is not None
     assert records.cached(subject) is None
     records.remember(synced)
-    if store.dialect == "sqlite":
-        assert records.cached(subject) is None  # own commits are not told apart there
-        return
     assert records.cached(subject) == synced
     # Not twice, and not after a change by someone else.
     with store.writing() as session:
         queries.mark_synced(session, [user_id], NOW + timedelta(seconds=2), None)
     raw(DISABLE, {"id": user_id})
-    eventually(lambda: not records._rememberable)
+    eventually(lambda: records.cached(subject) is None and not records._rememberable)
     records.remember(synced)
     assert records.cached(subject) is None
 
@@ -293,3 +290,24 @@ def test_a_lost_listener_means_reading_the_store(store, records, raw):
     assert len(records) == 0
     assert records.lookup(subject, failures_since=SINCE) is not None
     assert records.cached(subject) is not None
+
+
+def test_a_change_heard_before_the_own_commit_is_settled_is_never_remembered(
+    store, records, monkeypatch
+):
+    """Another writer's change of the user, heard between this process's commit and its
+    commit hook's end: what this process wrote may be older, so it is not kept."""
+    user_id, subject = cached_user(records, store)
+    settle = records._drop_own
+
+    def heard_first(user_ids, began):
+        records._drop(list(user_ids))  # as the follower or the listener would
+        settle(user_ids, began)
+
+    monkeypatch.setattr(records, "_drop_own", heard_first)
+    with store.writing() as session:
+        queries.mark_synced(session, [user_id], NOW + timedelta(seconds=1), None)
+    synced = lookup(store, subject, failures_since=SINCE)
+    assert synced is not None
+    records.remember(synced)
+    assert records.cached(subject) is None
