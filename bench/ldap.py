@@ -111,6 +111,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         " thread (py-spy must be in the venv: `.venv/bin/pip install py-spy`)",
     )
     parser.add_argument(
+        "--profile-of",
+        choices=("window", "due"),
+        default="window",
+        help="which target `--profile` samples: the in-window binds (default) or the JIT-due"
+        " binds of the second gateway",
+    )
+    parser.add_argument(
         "--sweep",
         type=_levels,
         default=(),
@@ -336,14 +343,27 @@ def _measure_on_store(
         measure = _Measurer(slapd, servers, users, args.concurrency)
         outcome.targets["direct"] = measure.timed("direct", slapd.url, seconds)
         outcome.targets["back-ldap"] = measure.timed("back-ldap", proxy.url, seconds)
+        window_profile = args.profile if args.profile_of == "window" else None
         if gateway.running:
-            _measure_gateway(measure, gateway, len(users), seconds, args.profile, outcome)
+            _measure_gateway(measure, gateway, len(users), seconds, window_profile, outcome)
         elif "gateway" not in outcome.notes:
             outcome.fail("gateway", "the gateway process ended before its turn")
         if due.running and "warm" in outcome.targets:
             # The users are in the store already (the warm-up added them): every bind is a
             # JIT re-read of a known user, as a user's first bind of the day is.
-            outcome.targets["due"] = measure.timed("due", due.url, seconds)
+            sampled = args.profile is not None and args.profile_of == "due"
+            profiler = Profiler(due, args.profile) if sampled else None
+            try:
+                outcome.targets["due"] = measure.timed(
+                    "due",
+                    due.url,
+                    seconds,
+                    on_start=profiler.start if profiler is not None else None,
+                )
+            finally:
+                if profiler is not None:
+                    outcome.profile = profiler.stop()
+                    outcome.profile_raw = profiler.raw
         elif "due" not in outcome.notes:
             outcome.fail("due", "the warm-up did not run or the gateway ended before its turn")
         if args.sweep:

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from sqlalchemy import Row
 from twisted.internet.defer import Deferred
 
-from gateway.auth.marks import SyncMarks
+from gateway.auth.jitwrites import JitWrites
 from gateway.auth.routing import Subject
 from gateway.config import AdSource, LdapSource, SyncConfig
 from gateway.directory import BindResult, DirectoryEntry, NameKind, to_source_user
@@ -168,20 +168,21 @@ class JitSync:
         *,
         clock: Callable[[], datetime],
         on_read: Callable[[str, bool, float], None] | None = None,
-        marks: SyncMarks | None = None,
+        writes: JitWrites | None = None,
         remember: Callable[[CachedUser], None] | None = None,
     ) -> None:
         """
         Args:
-            marks: the group writer of reads that found nothing new; without it each such
-                read commits its own mark before the bind is answered.
+            writes: the group writer of the claims and of the marks of reads that found
+                nothing new; without it each claim and mark commits alone, and the bind
+                waits for its mark.
             remember: told the record each committed sync wrote (the bind records in
                 memory, `gateway.auth.bindcache.BindRecords.remember`), so the next bind of
-                that user needs no store read. Not told of a mark (`marks`): the record it
+                that user needs no store read. Not told of a mark (`writes`): the record it
                 was built from was read without a lock, and may be older than the mark.
         """
         self._store = store
-        self._marks = marks
+        self._writes = writes
         self._remember = remember or (lambda _user: None)
         self._users = users
         self._settings = settings
@@ -231,14 +232,7 @@ class JitSync:
         # A never-used record is due whatever its last sync (see `_due`).
         never_used = cached.state.disabled_by is DisabledBy.CLEANUP
         synced_before = now + timedelta(seconds=1) if never_used else now - self._interval
-        with self._store.writing() as session:
-            claimed = queries.claim_sync_window(
-                session,
-                cached.id,
-                now=now,
-                synced_before=synced_before,
-                until=self._claim_until(now),
-            )
+        claimed = self._claim(cached.id, now, synced_before)
         if not claimed:
             return self._await_other(
                 lambda s: queries.user_claim_live(s, cached.id, self._clock()),
@@ -252,7 +246,7 @@ class JitSync:
                 queries.release_sync_claim(session, cached.id)
             return JitResult(Freshness.FAILED, cached)
         source = _directory_source(subject)
-        if entry is not None and self._marks is not None:
+        if entry is not None and self._writes is not None:
             quiet = self._unchanged(source, cached, entry)
             if quiet is not None:
                 return quiet
@@ -276,19 +270,28 @@ class JitSync:
         self._remember(synced)
         return JitResult(Freshness.READ, synced, entry, result)
 
+    def _claim(self, user_id: str, now: datetime, synced_before: datetime) -> bool:
+        until = self._claim_until(now)
+        if self._writes is not None:
+            return self._writes.claim(user_id, now=now, synced_before=synced_before, until=until)
+        with self._store.writing() as session:
+            return queries.claim_sync_window(
+                session, user_id, now=now, synced_before=synced_before, until=until
+            )
+
     def _unchanged(
         self, source: LdapSource | AdSource, cached: CachedUser, entry: DirectoryEntry
     ) -> JitResult | None:
         """A read that finds the user as stored: the mark goes to the group writer and the
         bind goes on without waiting for its commit (None: something changed)."""
-        assert self._marks is not None
+        assert self._writes is not None
         at = self._clock()  # before the compared read: a later change stays after it
         report = to_source_user(entry, source, at)
         with self._store.reading() as session:
             quiet = self._users.unchanged(session, source.id, report, Trigger.JIT)
         if quiet is None or quiet.user_id != cached.id or quiet.state is None:
             return None
-        self._marks.mark(cached.id, at)
+        self._writes.mark(cached.id, at)
         synced = replace(
             cached, state=quiet.state, dn=entry.dn, user_name=report.user_name, last_sync_at=at
         )

@@ -16,8 +16,8 @@ from typing import Any
 from gateway.auth.bindcache import BindRecords
 from gateway.auth.binds import Authenticator
 from gateway.auth.jit import JitSync
+from gateway.auth.jitwrites import JitWrites
 from gateway.auth.lastauth import LastAuthRecorder
-from gateway.auth.marks import SyncMarks
 from gateway.auth.password_change import PasswordChanges
 from gateway.auth.ratelimit import FailureLimiter
 from gateway.auth.tokens import BearerTokens
@@ -62,8 +62,8 @@ class Runtime:
     workers: Workers
     #: The bind records this process holds in memory (`Authenticator`'s).
     records: BindRecords
-    #: The group writer of JIT reads that found nothing new.
-    marks: SyncMarks
+    #: The group writer of the JIT sync's claims and marks.
+    jit_writes: JitWrites
     metrics: Metrics
     passwords: PasswordChanges
     provisioning: Provisioning
@@ -94,7 +94,7 @@ class Runtime:
         self.recorder.close()  # writes the last batch of last_auth_at
         self.upstream_pool.shutdown(wait=False, cancel_futures=True)
         self.workers.stop()
-        self.marks.close()  # commits the marks still queued
+        self.jit_writes.close()  # commits the marks still queued
         self.records.close()
         for directory in self.directories.values():
             directory.close()
@@ -126,14 +126,14 @@ def build(config: Config, *, migrate: bool = False) -> Runtime:
     recorder = LastAuthRecorder(store)  # starts the thread that writes last_auth_at
     workers = Workers(config.ldap.workers)
     records = BindRecords(store)
-    marks = SyncMarks(store)
+    jit_writes = JitWrites(store)
     jit = JitSync(
         store,
         users,
         config.sync,
         upstream_pool,
         clock=utcnow,
-        marks=marks,
+        writes=jit_writes,
         remember=records.remember,
     )
     authenticator = _authenticator(
@@ -154,7 +154,7 @@ def build(config: Config, *, migrate: bool = False) -> Runtime:
         upstream_pool=upstream_pool,
         workers=workers,
         records=records,
-        marks=marks,
+        jit_writes=jit_writes,
         metrics=metrics,
         passwords=PasswordChanges(config, directories),
         provisioning=Provisioning(store, users, clock=utcnow),
