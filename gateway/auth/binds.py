@@ -29,9 +29,9 @@ from typing import Any, Protocol, cast
 
 from twisted.internet import defer
 
-from gateway.auth.jit import CachedUser, Freshness, JitResult, JitSync, UserDirectory, lookup
+from gateway.auth.jit import CachedUser, Freshness, JitResult, JitSync, UserDirectory
 from gateway.auth.lastauth import LastAuthRecorder
-from gateway.auth.ratelimit import FailureLimiter
+from gateway.auth.ratelimit import FailureLimiter, Tally
 from gateway.auth.routing import Subject, subjects
 from gateway.auth.secrets import hash_secret, verify_secret
 from gateway.config import AdSource, Config, LdapSource
@@ -224,7 +224,7 @@ class Authenticator:
         *,
         offload: Runner,
         clock: Callable[[], datetime],
-        records: BindRecords | None = None,
+        records: BindRecords,
         report_jit: Callable[[str, str], None] | None = None,
         pacer: RefusalPacer | None = None,
     ) -> None:
@@ -304,13 +304,13 @@ class Authenticator:
         a UPN and DOMAIN\\user all reach one AD account and its lockout counter); a name with
         no record yet is counted by name until the first sync gives it one.
         """
-        cached = await self._lookup(subject)
-        if cached is not None:
-            key = cached.id
-            tally = self._limiter.tally(key, cached.recent_failures)
+        held = self._records.cached(subject, failures_since=self._limiter.since())
+        if held is not None:
+            cached, tally = held, self._limiter.tally(held.id, held.recent_failures)
         else:
-            key = f"{subject.source.id}/{subject.key}"
-            tally = await self._offload(self._limiter.check, key)
+            # One trip to the pool for both reads: each hop costs as much as a read.
+            cached, tally = await self._offload(self._read_record, subject)
+        key = tally.key if cached is None else cached.id
         if tally.blocked:
             limited = AuthOutcome(AuthReason.RATE_LIMITED, source_id=subject.source.id)
             return limited, cached is not None
@@ -328,18 +328,14 @@ class Authenticator:
             await self._offload(self._count_failure, key, outcome.user_id)
         return outcome, cached is not None
 
-    async def _lookup(self, subject: Subject) -> CachedUser | None:
-        """The record a bind name designates: from this process's memory when it holds a
-        valid copy (no store, no thread), else read from the store in the pool."""
+    def _read_record(self, subject: Subject) -> tuple[CachedUser | None, Tally]:
+        """The record and its failure tally from the store (blocking): a name without a
+        record is counted by name until the first sync gives it one."""
         since = self._limiter.since()
-        if self._records is None:
-            read = functools.partial(lookup, self._store, subject, failures_since=since)
-            return cast(CachedUser | None, await self._offload(read))
-        held = self._records.cached(subject, failures_since=since)
-        if held is not None:
-            return held
-        read = functools.partial(self._records.lookup, subject, failures_since=since)
-        return cast(CachedUser | None, await self._offload(read))
+        cached = self._records.lookup(subject, failures_since=since)
+        if cached is not None:
+            return cached, self._limiter.tally(cached.id, cached.recent_failures)
+        return None, self._limiter.check(f"{subject.source.id}/{subject.key}")
 
     def _count_failure(self, key: str, user_id: str | None) -> None:
         self._limiter.failed(key)
