@@ -9,7 +9,8 @@ commit carries many binds, and an idle process commits each write at once, with 
 
 - `claim` waits for its commit (the read may only start once the window is this process's);
   the claims of one transaction run as the conditional UPDATE each would run alone, in user
-  order, so exactly one claimer of a user wins whoever batches them.
+  order, so exactly one claimer of a user wins whoever batches them. A transaction the store
+  refuses fails each of its claims with the store's error, as each would have failed alone.
 - `mark` does not wait: the bind is answered before its mark commits, since the mark
   changes no verdict. A mark lost to a crash or a store error only leaves the user's claim to
   run out (`JitSync._claim_until`) and the old `last_sync_at`: the next bind reads upstream
@@ -139,16 +140,39 @@ class JitWrites:
                 except queue.Empty:
                     break
             try:
-                self._write(marks, claims)
+                refused = self._write(marks, claims)
+                if refused is not None:
+                    claims += self._refuse_queued(refused)
             finally:
                 for claim in claims:
                     claim.done.set()
                 for waiter in waiters:
                     waiter.set()
 
-    def _write(self, marks: Sequence[_Mark], claims: Sequence[_Claim]) -> None:
+    def _refuse_queued(self, error: SQLAlchemyError) -> list["_Claim"]:
+        """The claims that queued while a refused commit waited for the store waited for the
+        same store: they fail with its error now, as they would have failed alone, instead of
+        waiting for it as long again. Marks and the rest queue up again."""
+        refused: list[_Claim] = []
+        others: list[_Mark | threading.Event | None] = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, _Claim):
+                item.error = error
+                refused.append(item)
+            else:
+                others.append(item)
+        for item in others:
+            self._queue.put(item)
+        return refused
+
+    def _write(self, marks: Sequence[_Mark], claims: Sequence[_Claim]) -> SQLAlchemyError | None:
+        """Commit `marks` and `claims` together; the store's error when it refused them."""
         if not marks and not claims:
-            return
+            return None
         # In user order: two processes' transactions lock their users' rows alike.
         ordered = sorted(claims, key=lambda claim: claim.user_id)
         try:
@@ -157,17 +181,20 @@ class JitWrites:
                     queries.mark_each_synced(session, marks)
                 won = [self._claim(session, claim) for claim in ordered]
         except SQLAlchemyError as exc:
-            # The marks' claims run out and those users are read again (module docstring);
-            # each claim is tried alone, so one bad row cannot fail the others.
+            # The marks' claims run out and those users are read again (module docstring).
+            # Each claim fails as it would have alone (a locked or unavailable store: the
+            # bind gets the front's "busy" or "unavailable"); none is retried, which would
+            # make its bind wait for the store twice.
             if marks:
                 log.warning("could not record %d JIT syncs: %s", len(marks), type(exc).__name__)
             for claim in ordered:
-                self._alone(claim)
-            return
+                claim.error = exc
+            return exc
         for claim, result in zip(ordered, won, strict=True):
             claim.won = result
         self.commits += 1
         self.marks += len(marks)
+        return None
 
     @staticmethod
     def _claim(session: Session, claim: _Claim) -> bool:
@@ -178,10 +205,3 @@ class JitWrites:
             synced_before=claim.synced_before,
             until=claim.until,
         )
-
-    def _alone(self, claim: _Claim) -> None:
-        try:
-            with self._store.writing() as session:
-                claim.won = self._claim(session, claim)
-        except Exception as exc:  # handed to the waiting bind, which raises it
-            claim.error = exc
