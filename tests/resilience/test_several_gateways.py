@@ -196,3 +196,23 @@ def test_the_failure_limit_holds_across_the_three_gateways(slapd, trio):
     assert slapd.count_binds(dn) - binds == FAILURE_LIMIT
     assert [bind_once(g.port, dn, PASSWORD) for g in trio] == [49, 49, 49]
     assert slapd.count_binds(dn) - binds == FAILURE_LIMIT
+
+
+def test_an_admin_disable_reaches_every_gateways_bind_records(slapd, trio):
+    """Each gateway holds the user's bind record in memory (issue 17): an administrator's
+    disable on one of them refuses the very next bind there, and on the two others within
+    1 s (their listeners hear the change; SPEC §4.2: an admin disable wins)."""
+    uid = f"tg-disable-{uuid.uuid4().hex[:6]}"
+    slapd.add_user(uid, userPassword=PASSWORD)
+    dn = f"uid={uid},ou=people,dc=example,dc=org"
+    for _ in range(2):  # the first bind adds the user; the next ones come from memory
+        assert [bind_once(g.port, dn, PASSWORD) for g in trio] == [0, 0, 0]
+    with admin_client(trio[0]) as client:
+        (user,) = client.get("/users", params={"source": SOURCE, "user_name": uid}).json()["users"]
+        assert client.post(f"/users/{user['id']}/disable", json={}).status_code == 200
+    disabled_at = time.monotonic()
+    assert bind_once(trio[0].port, dn, PASSWORD) == 49
+    for gateway in trio[1:]:
+        while (code := bind_once(gateway.port, dn, PASSWORD)) != 49:
+            assert code == 0, code
+            assert time.monotonic() - disabled_at < 1.0, "still bound 1 s after the disable"
