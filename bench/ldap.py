@@ -351,19 +351,8 @@ def _measure_on_store(
         if due.running and "warm" in outcome.targets:
             # The users are in the store already (the warm-up added them): every bind is a
             # JIT re-read of a known user, as a user's first bind of the day is.
-            sampled = args.profile is not None and args.profile_of == "due"
-            profiler = Profiler(due, args.profile) if sampled else None
-            try:
-                outcome.targets["due"] = measure.timed(
-                    "due",
-                    due.url,
-                    seconds,
-                    on_start=profiler.start if profiler is not None else None,
-                )
-            finally:
-                if profiler is not None:
-                    outcome.profile = profiler.stop()
-                    outcome.profile_raw = profiler.raw
+            due_profile = args.profile if args.profile_of == "due" else None
+            _timed_gateway(measure, "due", due, seconds, due_profile, outcome)
         elif "due" not in outcome.notes:
             outcome.fail("due", "the warm-up did not run or the gateway ended before its turn")
         if args.sweep:
@@ -392,16 +381,28 @@ def _measure_gateway(
     outcome.targets["warm"] = measure.once("warm", gateway.url)
     if outcome.targets["warm"].measurement.seconds + seconds > _JIT_INTERVAL * 0.9:
         print("warning: the warm-up took so long that users may leave their JIT window")
+    _timed_gateway(measure, "gateway", gateway, seconds, profile, outcome)
+
+
+def _timed_gateway(
+    measure: "_Measurer",
+    key: str,
+    gateway: GatewayProcess,
+    seconds: float,
+    profile: str | None,
+    outcome: Outcome,
+) -> None:
+    """The timed binds of target `key` through `gateway`, sampled by py-spy when `profile`."""
     profiler = Profiler(gateway, profile) if profile is not None else None
     try:
-        outcome.targets["gateway"] = measure.timed(
-            "gateway",
+        outcome.targets[key] = measure.timed(
+            key,
             gateway.url,
             seconds,
             on_start=profiler.start if profiler is not None else None,
         )
     except RuntimeError as exc:
-        outcome.fail("gateway", str(exc))
+        outcome.fail(key, str(exc))
     finally:
         if profiler is not None:
             outcome.profile = profiler.stop()

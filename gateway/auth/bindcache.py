@@ -41,12 +41,10 @@ from datetime import UTC, datetime
 import psycopg
 from sqlalchemy import Connection
 
-from gateway.auth.jit import CachedUser
+from gateway.auth.jit import NO_FAILURES, BindKey, CachedUser, bind_key, read_bind_record
 from gateway.auth.routing import Subject
-from gateway.directory import NameKind
 from gateway.users.names import dn_key, name_key
 from store import changes
-from store import users as queries
 from store.db import Store
 
 log = logging.getLogger(__name__)
@@ -64,23 +62,7 @@ MAX_KEYS = 200_000
 #: Dropped ids remembered for the read race at most; past this, reads in flight are not kept.
 MAX_DROPPED = 50_000
 
-#: (source id, "user_name" | "dn" | "upn", key): what `store.users.bind_record` looks up.
-Key = tuple[str, str, str]
-
-_NO_FAILURES = datetime.max.replace(tzinfo=UTC)
 _BEGINNING = datetime.min.replace(tzinfo=UTC)
-
-
-def key_of(subject: Subject) -> Key:
-    """The store lookup a bind name designates (as `gateway.auth.jit.lookup` derives it)."""
-    key = subject.key.partition(":")[2]
-    if subject.kind is NameKind.DN:
-        return (subject.source.id, "dn", key)
-    if subject.kind is NameKind.UPN:
-        return (subject.source.id, "upn", key)
-    if subject.kind is NameKind.DOWNLEVEL:
-        key = key.partition("\\")[2]
-    return (subject.source.id, "user_name", key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,8 +84,8 @@ class BindRecords:
         self._store = store
         self._monotonic = monotonic
         self._lock = threading.Lock()
-        self._entries: dict[Key, _Entry] = {}
-        self._keys: dict[str, set[Key]] = {}
+        self._entries: dict[BindKey, _Entry] = {}
+        self._keys: dict[str, set[BindKey]] = {}
         # Every drop is stamped with a new epoch; a read started at epoch e is kept only when
         # its user was not dropped after e (`_dropped`) and nothing was cleared after (`_floor`).
         self._epoch = 0
@@ -140,7 +122,7 @@ class BindRecords:
     ) -> CachedUser | None:
         """The record from memory, or None when memory holds no valid copy. Never reads the
         store (on SQLite: one `PRAGMA data_version` and, after a commit, the new log rows)."""
-        key = key_of(subject)
+        key = bind_key(subject)
         with self._lock:
             if not self._current():
                 return None
@@ -150,12 +132,12 @@ class BindRecords:
         return entry.user
 
     def lookup(
-        self, subject: Subject, *, failures_since: datetime = _NO_FAILURES
+        self, subject: Subject, *, failures_since: datetime = NO_FAILURES
     ) -> CachedUser | None:
         """`gateway.auth.jit.lookup`: the stored record a bind name designates in its source,
         with its failed binds after `failures_since`; from memory when it holds a valid copy.
         Blocking (a store read on a miss)."""
-        key = key_of(subject)
+        key = bind_key(subject)
         with self._lock:
             current = self._current()
             if current:
@@ -163,12 +145,9 @@ class BindRecords:
                 if entry is not None and failures_since >= entry.since:
                     return entry.user
             began = self._epoch
-        source_id, by, value = key
-        with self._store.core_connection() as connection:
-            row = queries.bind_record(connection, source_id, by, value, failures_since)
-        if row is None:
+        user = read_bind_record(self._store, key, failures_since=failures_since)
+        if user is None:
             return None
-        user = CachedUser.of(row)
         if current and user.recent_failures == 0:
             with self._lock:
                 if began >= self._floor and self._dropped.get(user.id, 0) <= began:
@@ -204,11 +183,6 @@ class BindRecords:
                 return False
             time.sleep(0.01)
 
-    def forget(self, user_id: str) -> None:
-        """Drop a user's record (its next bind reads the store)."""
-        with self._lock:
-            self._drop([user_id])
-
     def close(self) -> None:
         """Stop the listener and close this cache's own connection."""
         self._closed.set()
@@ -227,7 +201,7 @@ class BindRecords:
 
     # -- memory (call with the lock held) ----------------------------------------------------
 
-    def _keep(self, key: Key, entry: _Entry) -> None:
+    def _keep(self, key: BindKey, entry: _Entry) -> None:
         held = self._entries.get(key)
         if held is not None and held.user.id != entry.user.id:
             self._unkey(held.user.id, key)
@@ -237,7 +211,7 @@ class BindRecords:
         self._entries[key] = entry
         self._keys.setdefault(entry.user.id, set()).add(key)
 
-    def _unkey(self, user_id: str, key: Key) -> None:
+    def _unkey(self, user_id: str, key: BindKey) -> None:
         keys = self._keys.get(user_id)
         if keys is not None:
             keys.discard(key)

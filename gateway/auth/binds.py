@@ -386,10 +386,9 @@ class Authenticator:
     ) -> JitResult:
         """The JIT sync of this bind's user (`JitSync.sync`, in the pool), or, when another
         bind of this process runs it already, that sync's result: one read and one claim per
-        user per process, however many binds arrive. Waiting is a Deferred, not a thread."""
+        user per process, however many binds arrive. Waiting is a Deferred, not a thread.
+        A `cached` user is due (`_directory_bind` answered the others from the window)."""
         if cached is not None:
-            if not self._jit.due(cached):
-                return JitResult(Freshness.THROTTLED, cached)
             key: tuple[str, ...] = ("user", cached.id)
         else:
             key = ("name", subject.source.id, subject.key)
@@ -446,9 +445,8 @@ class Authenticator:
         self._report_jit(source.id, jit.freshness.value)
         # A bind to a DN no entry can have: the same round trip a wrong password costs.
         decoy = f"cn=idgate-no-such-user,{source.roots[0]}"
-        if await self._verify(directory, decoy, password) is None:
-            return AuthOutcome(AuthReason.DIRECTORY_UNAVAILABLE, source_id=source.id)
-        if jit.freshness is Freshness.FAILED:
+        answered = await self._verify(directory, decoy, password) is not None
+        if not answered or jit.freshness is Freshness.FAILED:
             return AuthOutcome(AuthReason.DIRECTORY_UNAVAILABLE, source_id=source.id)
         return _REFUSED
 

@@ -128,26 +128,42 @@ class JitResult:
 
 
 #: `lookup` without a failure count: failures after the end of time are none.
-_NO_FAILURES = datetime.max.replace(tzinfo=UTC)
+NO_FAILURES = datetime.max.replace(tzinfo=UTC)
+
+
+#: (source id, "user_name" | "dn" | "upn", key): what `store.users.bind_record` looks up.
+BindKey = tuple[str, str, str]
+
+
+def bind_key(subject: Subject) -> BindKey:
+    """The stored record's key a bind name designates in its source."""
+    key = subject.key.partition(":")[2]
+    if subject.kind is NameKind.DN:
+        return (subject.source.id, "dn", key)
+    if subject.kind is NameKind.UPN:
+        return (subject.source.id, "upn", key)
+    if subject.kind is NameKind.DOWNLEVEL:
+        key = key.partition("\\")[2]
+    return (subject.source.id, "user_name", key)
+
+
+def read_bind_record(
+    store: Store, key: BindKey, *, failures_since: datetime = NO_FAILURES
+) -> CachedUser | None:
+    """The stored record of `key`, if any, with its failed binds after `failures_since`
+    (`CachedUser.recent_failures`)."""
+    source_id, by, value = key
+    with store.core_connection() as connection:
+        row = queries.bind_record(connection, source_id, by, value, failures_since)
+    return CachedUser.of(row) if row else None
 
 
 def lookup(
-    store: Store, subject: Subject, *, failures_since: datetime = _NO_FAILURES
+    store: Store, subject: Subject, *, failures_since: datetime = NO_FAILURES
 ) -> CachedUser | None:
     """The stored record a bind name designates in its source, if any, with its failed binds
     after `failures_since` (`CachedUser.recent_failures`)."""
-    key = subject.key.partition(":")[2]
-    if subject.kind is NameKind.DN:
-        by = "dn"
-    elif subject.kind is NameKind.UPN:
-        by = "upn"
-    else:
-        by = "user_name"
-        if subject.kind is NameKind.DOWNLEVEL:
-            key = key.partition("\\")[2]
-    with store.core_connection() as connection:
-        row = queries.bind_record(connection, subject.source.id, by, key, failures_since)
-    return CachedUser.of(row) if row else None
+    return read_bind_record(store, bind_key(subject), failures_since=failures_since)
 
 
 def _reload(store: Store, user_id: str) -> CachedUser | None:
@@ -168,14 +184,13 @@ class JitSync:
         *,
         clock: Callable[[], datetime],
         on_read: Callable[[str, bool, float], None] | None = None,
-        writes: JitWrites | None = None,
+        writes: JitWrites,
         remember: Callable[[CachedUser], None] | None = None,
     ) -> None:
         """
         Args:
             writes: the group writer of the claims and of the marks of reads that found
-                nothing new; without it each claim and mark commits alone, and the bind
-                waits for its mark.
+                nothing new.
             remember: told the record each committed sync wrote (the bind records in
                 memory, `gateway.auth.bindcache.BindRecords.remember`), so the next bind of
                 that user needs no store read. Not told of a mark (`writes`): the record it
@@ -232,7 +247,9 @@ class JitSync:
         # A never-used record is due whatever its last sync (see `_due`).
         never_used = cached.state.disabled_by is DisabledBy.CLEANUP
         synced_before = now + timedelta(seconds=1) if never_used else now - self._interval
-        claimed = self._claim(cached.id, now, synced_before)
+        claimed = self._writes.claim(
+            cached.id, now=now, synced_before=synced_before, until=self._claim_until(now)
+        )
         if not claimed:
             return self._await_other(
                 lambda s: queries.user_claim_live(s, cached.id, self._clock()),
@@ -246,7 +263,7 @@ class JitSync:
                 queries.release_sync_claim(session, cached.id)
             return JitResult(Freshness.FAILED, cached)
         source = _directory_source(subject)
-        if entry is not None and self._writes is not None:
+        if entry is not None:
             quiet = self._unchanged(source, cached, entry)
             if quiet is not None:
                 return quiet
@@ -270,21 +287,11 @@ class JitSync:
         self._remember(synced)
         return JitResult(Freshness.READ, synced, entry, result)
 
-    def _claim(self, user_id: str, now: datetime, synced_before: datetime) -> bool:
-        until = self._claim_until(now)
-        if self._writes is not None:
-            return self._writes.claim(user_id, now=now, synced_before=synced_before, until=until)
-        with self._store.writing() as session:
-            return queries.claim_sync_window(
-                session, user_id, now=now, synced_before=synced_before, until=until
-            )
-
     def _unchanged(
         self, source: LdapSource | AdSource, cached: CachedUser, entry: DirectoryEntry
     ) -> JitResult | None:
         """A read that finds the user as stored: the mark goes to the group writer and the
         bind goes on without waiting for its commit (None: something changed)."""
-        assert self._writes is not None
         at = self._clock()  # before the compared read: a later change stays after it
         report = to_source_user(entry, source, at)
         with self._store.reading() as session:

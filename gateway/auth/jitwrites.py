@@ -112,7 +112,7 @@ class JitWrites:
         with self._lock:
             if self._thread is None and not self._closed:
                 self._thread = threading.Thread(
-                    target=self._run, name="idgate-jit-marks", daemon=True
+                    target=self._run, name="idgate-jit-writes", daemon=True
                 )
                 self._thread.start()
 

@@ -29,7 +29,7 @@ from gateway.directory.servers import ServerAddress, ServerList
 from gateway.directory.tls import VerifyingTls, client_context
 from gateway.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
 
-__all__ = ["Connector", "Link", "close_quietly"]
+__all__ = ["Connector", "Link", "close_quietly", "no_server_left"]
 
 log = logging.getLogger(__name__)
 
@@ -97,15 +97,7 @@ class Connector:
                 continue
             self.answered(index)
             return Link(connection, index, address.url, self._clock())
-        summary = ", ".join(f"{url} ({failure.value})" for url, failure in tried)
-        if any(failure is Failure.NO_ANSWER for _, failure in tried):
-            raise UpstreamTimeout(
-                f"no directory server answered within {self.source.operation_timeout_seconds:g} s"
-                f" for source {self.source.id}; tried {summary}"
-            ) from last
-        raise UpstreamUnavailable(
-            f"no directory server reachable for source {self.source.id}; tried {summary}"
-        ) from last
+        raise no_server_left(self.source, tried) from last
 
     def _open_one(self, address: ServerAddress, *, service: bool) -> Any:
         source = self.source
@@ -195,6 +187,22 @@ class Connector:
             log.info(
                 "source %s: %s answers again", self.source.id, self.servers.addresses[index].url
             )
+
+
+def no_server_left(
+    source: LdapSource | AdSource, tried: list[tuple[str, Failure]]
+) -> UpstreamError:
+    """The error when no server of `source` could be connected: UpstreamTimeout if one
+    accepted but stayed silent, else UpstreamUnavailable; it names every URL tried and why."""
+    summary = ", ".join(f"{url} ({failure.value})" for url, failure in tried)
+    if any(failure is Failure.NO_ANSWER for _, failure in tried):
+        return UpstreamTimeout(
+            f"no directory server answered within {source.operation_timeout_seconds:g} s"
+            f" for source {source.id}; tried {summary}"
+        )
+    return UpstreamUnavailable(
+        f"no directory server reachable for source {source.id}; tried {summary}"
+    )
 
 
 def close_quietly(connection: Any) -> None:

@@ -36,6 +36,7 @@ __all__ = [
     "check_search",
     "classify",
     "translate",
+    "upstream_error",
 ]
 
 
@@ -86,7 +87,11 @@ def classify(exc: BaseException) -> Failure:
 
 def translate(exc: Exception, source_id: str, url: str, what: str) -> UpstreamError:
     """The gateway error for an ldap3 failure during `what` on `url`; raise it ``from exc``."""
-    failure = classify(exc)
+    return upstream_error(classify(exc), source_id, url, what)
+
+
+def upstream_error(failure: Failure, source_id: str, url: str, what: str) -> UpstreamError:
+    """The gateway error for a `failure` during `what` on `url`, whichever client met it."""
     message = f"source {source_id}: {what} on {url} failed: {failure.value}"
     if failure is Failure.NO_ANSWER:
         return UpstreamTimeout(message)

@@ -20,11 +20,10 @@ it is answered or has waited ``operation_timeout_seconds`` itself; then its conn
 dropped (its state is unknown) and the server cools down. Opening a connection gives each
 server ``connect_timeout_seconds`` to accept and ``operation_timeout_seconds`` for StartTLS
 and the TLS handshake. Errors are `gateway.errors` only, with the messages of `connect`
-and `errors.translate`; the password is never logged, repr'd or kept after the bind.
+and `errors.upstream_error`; the password is never logged, repr'd or kept after the bind.
 """
 
 import contextlib
-import ipaddress
 import logging
 import time
 import warnings
@@ -48,13 +47,13 @@ from zope.interface import implementer  # type: ignore[import-untyped]
 
 from gateway.config import AdSource, LdapSource
 from gateway.directory.binding import classify_bind
-from gateway.directory.connect import Connector
+from gateway.directory.connect import Connector, no_server_left
 from gateway.directory.dn import is_within
-from gateway.directory.errors import Failure
+from gateway.directory.errors import Failure, upstream_error
 from gateway.directory.outcomes import BindResult
 from gateway.directory.ppolicy import PPOLICY_OID
 from gateway.directory.servers import ServerAddress
-from gateway.directory.tls import certificate_matches
+from gateway.directory.tls import certificate_matches, is_address
 from gateway.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
 
 __all__ = ["MAX_IDLE_SECONDS", "ReactorBinds", "Refusal", "prepare_bind"]
@@ -131,7 +130,6 @@ class ReactorBinds:
         self._servers = connector.servers
         #: The reactor this runs on.
         self.reactor = reactor
-        self._reactor = reactor
         self._observe = observe
         self._kind: Literal["ldap", "ad"] = "ad" if isinstance(source, AdSource) else "ldap"
         self._controls = [(_PPOLICY, False, None)] if self._kind == "ldap" else None
@@ -171,7 +169,7 @@ class ReactorBinds:
                 )
             return defer.succeed(BindResult.INVALID_CREDENTIALS)
         call = _Call(dn, prepared, defer.Deferred(), time.monotonic())
-        call.timer = self._reactor.callLater(self._timeout, self._expired, call)
+        call.timer = self.reactor.callLater(self._timeout, self._expired, call)
         self._attempt(call, retry=False)
         return call.result
 
@@ -252,7 +250,7 @@ class ReactorBinds:
             return
         if category in (Failure.NO_ANSWER, Failure.DROPPED):
             self._connector.failed(link.server, category)
-        self._finish(call, _translate(category, self._source.id, link.url))
+        self._finish(call, upstream_error(category, self._source.id, link.url, "bind"))
 
     def _expired(self, call: "_Call") -> None:
         call.timer = None
@@ -266,10 +264,10 @@ class ReactorBinds:
                 f"source {self._source.id} bind connections: all {self._size} connections busy"
             )
         elif call.link is not None:
-            message = (
-                f"source {self._source.id}: bind on {call.link.url} failed:"
-                f" {Failure.NO_ANSWER.value}"
+            self._finish(
+                call, upstream_error(Failure.NO_ANSWER, self._source.id, call.link.url, "bind")
             )
+            return
         else:
             message = (
                 f"no directory server answered within {self._timeout:g} s"
@@ -302,7 +300,7 @@ class ReactorBinds:
             self._free += 1
 
     def _idle_link(self) -> "_Link | None":
-        now = self._reactor.seconds()
+        now = self.reactor.seconds()
         while self._idle:
             link = self._idle.pop()
             if (
@@ -319,7 +317,7 @@ class ReactorBinds:
         if self._closed or not link.connected:
             self._drop(link, abort=not link.connected)
             return
-        link.idle_since = self._reactor.seconds()
+        link.idle_since = self.reactor.seconds()
         self._idle.append(link)
 
     def _drop(self, link: "_Link", *, abort: bool) -> None:
@@ -360,7 +358,7 @@ class ReactorBinds:
 
         def attempt(position: int) -> None:
             if position == len(candidates):
-                opened.errback(_none_left(self._source, tried))
+                opened.errback(no_server_left(self._source, tried))
                 return
             index = candidates[position]
             address = self._servers.addresses[index]
@@ -385,7 +383,7 @@ class ReactorBinds:
     def _connect(self, index: int, address: ServerAddress) -> "defer.Deferred[_Link]":
         source = self._source
         endpoint: Any = endpoints.HostnameEndpoint(
-            self._reactor, address.host, address.port, timeout=source.connect_timeout_seconds
+            self.reactor, address.host, address.port, timeout=source.connect_timeout_seconds
         )
         creator = None
         if self._context is not None:
@@ -393,7 +391,7 @@ class ReactorBinds:
             creator = _ClientTls(self._context, names)
             if address.use_ssl:
                 endpoint = endpoints.wrapClientTLS(creator, endpoint)  # type: ignore[arg-type]
-        link = _Link(self._reactor, index, address.url, creator)
+        link = _Link(self.reactor, index, address.url, creator)
 
         def unreachable(failure: TwistedFailure) -> TwistedFailure:
             if isinstance(failure.value, _Broken):
@@ -667,7 +665,7 @@ class _ClientTls:
         self._context = context
         self.names = names
         # SNI carries a host name, never an address (RFC 6066 §3).
-        self._sni = next((n for n in names if not _is_address(n)), None)
+        self._sni = next((n for n in names if not is_address(n)), None)
 
     def clientConnectionForTLS(self, tls_protocol: Any) -> SSL.Connection:
         connection = SSL.Connection(self._context, None)
@@ -676,14 +674,6 @@ class _ClientTls:
         connection.set_app_data(tls_protocol)
         connection.set_connect_state()
         return connection
-
-
-def _is_address(name: str) -> bool:
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    return True
 
 
 def _peer_names(certificate: Any) -> dict[str, Any]:
@@ -727,26 +717,3 @@ def _category(failure: TwistedFailure, *, connecting: bool = False) -> Failure:
     if isinstance(exc, error.ConnectionLost | error.ConnectionDone):
         return Failure.UNREACHABLE if connecting else Failure.DROPPED
     return Failure.ERROR
-
-
-def _translate(category: Failure, source_id: str, url: str) -> UpstreamError:
-    """`errors.translate`'s error for a bind that failed on `url`."""
-    message = f"source {source_id}: bind on {url} failed: {category.value}"
-    if category is Failure.NO_ANSWER:
-        return UpstreamTimeout(message)
-    if category is Failure.ERROR:
-        return UpstreamError(message)
-    return UpstreamUnavailable(message)
-
-
-def _none_left(source: LdapSource | AdSource, tried: list[tuple[str, Failure]]) -> UpstreamError:
-    """`Connector.open`'s error when no server could be connected."""
-    summary = ", ".join(f"{url} ({failure.value})" for url, failure in tried)
-    if any(failure is Failure.NO_ANSWER for _, failure in tried):
-        return UpstreamTimeout(
-            f"no directory server answered within {source.operation_timeout_seconds:g} s"
-            f" for source {source.id}; tried {summary}"
-        )
-    return UpstreamUnavailable(
-        f"no directory server reachable for source {source.id}; tried {summary}"
-    )

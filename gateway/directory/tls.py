@@ -19,7 +19,7 @@ import ldap3
 
 from gateway.directory.errors import TlsNameMismatch
 
-__all__ = ["VerifyingTls", "certificate_matches", "client_context"]
+__all__ = ["VerifyingTls", "certificate_matches", "client_context", "is_address"]
 
 
 def client_context(ca_file: Path | None) -> ssl.SSLContext:
@@ -41,7 +41,7 @@ class VerifyingTls(ldap3.Tls):  # type: ignore[misc]  # ldap3 is untyped
         self._context = context
         self._names = names
         # SNI carries a host name, never an address (RFC 6066 §3).
-        self._sni = next((n for n in names if not _is_address(n)), None)
+        self._sni = next((n for n in names if not is_address(n)), None)
 
     def wrap_socket(self, connection: Any, do_handshake: bool = False) -> None:
         # The handshake is done here whatever ldap3 asks: the name check needs the certificate.
@@ -73,7 +73,7 @@ def certificate_matches(certificate: dict[str, Any], names: Iterable[str]) -> bo
 
 
 def _matches(entries: list[tuple[str, str]], name: str) -> bool:
-    if _is_address(name):
+    if is_address(name):
         wanted = ipaddress.ip_address(name)
         return any(kind == "IP Address" and _address(value) == wanted for kind, value in entries)
     host = name.rstrip(".").casefold()
@@ -90,7 +90,8 @@ def _matches(entries: list[tuple[str, str]], name: str) -> bool:
     return False
 
 
-def _is_address(name: str) -> bool:
+def is_address(name: str) -> bool:
+    """Whether `name` is an IP address rather than a host name."""
     return _address(name) is not None
 
 

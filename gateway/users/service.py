@@ -152,15 +152,23 @@ class UserService:
         raise AssertionError("unreachable")
 
     def unchanged(
-        self, session: Session, source_id: str, report: SourceUser, trigger: Trigger
+        self,
+        session: Session,
+        source_id: str,
+        report: SourceUser,
+        trigger: Trigger,
+        *,
+        lock: bool = False,
+        now: datetime | None = None,
     ) -> SyncResult | None:
         """What a sync of `report` would be if it only restarted the window: the UNCHANGED
-        result, or None when the report changes something or names no record. Reads the row
-        without a lock and writes nothing: the JIT path marks the sync in a batch after.
-        (A change committed between this read and that mark keeps its `updated_at` after
-        the mark's time, so the next sync plans it in full.)"""
-        rows = queries.sync_rows(session, source_id, [report.external_id], lock=False)
-        state = _unchanged(rows[0], report, trigger, self._clock()) if rows else None
+        result, or None when the report changes something or names no record. Writes
+        nothing. Without `lock` the row is read unlocked: the JIT path marks the sync in a
+        batch after (a change committed between this read and that mark keeps its
+        `updated_at` after the mark's time, so the next sync plans it in full)."""
+        rows = queries.sync_rows(session, source_id, [report.external_id], lock=lock)
+        when = self._clock() if now is None else now
+        state = _unchanged(rows[0], report, trigger, when) if rows else None
         if state is None:
             return None
         return SyncResult(Outcome.UNCHANGED, rows[0].id, state, "unchanged")
@@ -176,12 +184,11 @@ class UserService:
         """The sync of a stored user whose report changes nothing, as `apply_batch` does it
         for a page: the locked row compared with the report (`_unchanged`), then the sync
         time alone written. None when the report changes something or names no record."""
-        rows = queries.sync_rows(session, source_id, [report.external_id])
-        state = _unchanged(rows[0], report, trigger, now) if rows else None
-        if state is None:
-            return None
-        queries.mark_synced(session, [rows[0].id], now, None)
-        return SyncResult(Outcome.UNCHANGED, rows[0].id, state, "unchanged")
+        quiet = self.unchanged(session, source_id, report, trigger, lock=True, now=now)
+        if quiet is not None:
+            assert quiet.user_id is not None
+            queries.mark_synced(session, [quiet.user_id], now, None)
+        return quiet
 
     def _apply_report(
         self,

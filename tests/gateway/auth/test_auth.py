@@ -204,7 +204,7 @@ class Gateway:
             clock=clock,
             records=self.records,
         )
-        self.auth = Blocking(self.authenticator)
+        self.auth = Blocking(self.authenticator, self.marks)
 
     def record(self, uid: str):
         with self.store.reading() as session:
@@ -225,8 +225,9 @@ class Blocking:
     """The Authenticator as a test thread calls it: each bind runs on the reactor's thread
     (where the Authenticator lives) and the caller waits for its outcome."""
 
-    def __init__(self, authenticator: Authenticator) -> None:
+    def __init__(self, authenticator: Authenticator, writes: JitWrites) -> None:
         self.authenticator = authenticator
+        self._writes = writes
         self._pacer = authenticator._pacer
 
     def authenticate(self, name: str, password: str, *, settled: bool = True):
@@ -234,7 +235,7 @@ class Blocking:
         (what the tests then read of the record)."""
         outcome = blocking(self.authenticator.authenticate, name, password)
         if settled:
-            assert self.authenticator._jit._writes.flush()
+            assert self._writes.flush()
         return outcome
 
     def route(self, name: str):
